@@ -1,0 +1,64 @@
+/*
+ * ssmkit — state-space model kernels for CUDA.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+//! @file dispatch.cuh
+//! @brief Every run-time to compile-time switch of ssmkit, each with an error branch.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "config.cuh"
+#include "status.cuh"
+#include "types.cuh"
+
+SSMKIT_NAMESPACE_BEGIN
+
+//! Carries a type through a generic lambda.
+template <typename T>
+struct TypeTag {
+  using type = T;  //!< The carried type.
+};
+
+//! Calls @p f(TypeTag<T>{}) with T the storage type of @p dtype.
+//! @return what @p f returns, or kInvalidArgument naming @p what for an unknown dtype.
+template <typename F>
+Status dispatch_dtype(DType dtype, const char* what, F&& f) {
+  switch (dtype) {
+    case DType::kFloat32: return f(TypeTag<float>{});
+    case DType::kFloat16: return f(TypeTag<__half>{});
+    case DType::kBFloat16: return f(TypeTag<__nv_bfloat16>{});
+  }
+  return Status::Error(StatusCode::kInvalidArgument, "%s: unknown dtype %d", what,
+                       static_cast<int>(dtype));
+}
+
+//! State-size buckets of the selective scan: a run-time dstate runs in the smallest bucket
+//! that holds it.
+constexpr int kScanDStateBuckets[] = {16, 32, 64, 128, 256};
+
+//! The bucket a run-time @p dstate runs in, or 0 if none holds it.
+constexpr int scan_dstate_bucket(int64_t dstate) {
+  for (int bkt : kScanDStateBuckets)
+    if (dstate >= 1 && dstate <= bkt) return bkt;
+  return 0;
+}
+
+//! Calls @p f(std::integral_constant<int, kNState>{}) with the bucket of @p dstate.
+//! @return what @p f returns, or kInvalidArgument if dstate is outside [1, 256].
+template <typename F>
+Status dispatch_scan_dstate(int64_t dstate, F&& f) {
+  switch (scan_dstate_bucket(dstate)) {
+    case 16: return f(std::integral_constant<int, 16>{});
+    case 32: return f(std::integral_constant<int, 32>{});
+    case 64: return f(std::integral_constant<int, 64>{});
+    case 128: return f(std::integral_constant<int, 128>{});
+    case 256: return f(std::integral_constant<int, 256>{});
+    default: break;
+  }
+  return Status::Error(StatusCode::kInvalidArgument, "dstate must be in [1, 256], got %lld",
+                       static_cast<long long>(dstate));
+}
+
+SSMKIT_NAMESPACE_END
