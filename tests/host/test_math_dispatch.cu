@@ -1,0 +1,114 @@
+/*
+ * ssmkit — state-space model kernels for CUDA.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+// Host math, type conversions, Status and the dispatch tables.
+#include <catch2/catch.hpp>
+
+#include <ssmkit/dispatch.cuh>
+#include <ssmkit/math.cuh>
+#include <ssmkit/status.cuh>
+#include <ssmkit/thread/scan_step.cuh>
+#include <ssmkit/types.cuh>
+
+#include <cmath>
+#include <set>
+#include <string>
+
+TEST_CASE("softplus, silu and exp2 on the host", "[host][math]") {
+  for (float x : {-30.f, -5.f, -0.5f, 0.f, 0.3f, 5.f, 19.9f}) {
+    CHECK(ssmkit::softplus(x) == Approx(std::log1p(std::exp(double(x)))).epsilon(1e-6));
+    CHECK(ssmkit::softplus_ref(x) == Approx(std::log1p(std::exp(double(x)))).epsilon(1e-14));
+  }
+  CHECK(ssmkit::softplus(20.5f) == 20.5f);  // above the threshold softplus is the identity
+  CHECK(ssmkit::softplus(25.f) == 25.f);
+  CHECK(ssmkit::softplus(-100.f) >= 0.f);
+  for (float x : {-8.f, -1.f, 0.f, 0.7f, 6.f}) {
+    CHECK(ssmkit::silu(x) == Approx(x / (1.0 + std::exp(-double(x)))).epsilon(1e-6));
+    CHECK(ssmkit::sigmoid(x) == Approx(1.0 / (1.0 + std::exp(-double(x)))).epsilon(1e-6));
+  }
+  CHECK(ssmkit::fast_exp2(3.f) == 8.f);
+  CHECK(ssmkit::fast_exp2(-1.5f * ssmkit::kLog2e) == Approx(std::exp(-1.5)).epsilon(1e-6));
+}
+
+TEST_CASE("scan pairs compose like the recurrence", "[host][math]") {
+  using ssmkit::ScanPair;
+  const ScanPair s1{0.5f, 2.f}, s2{0.25f, -1.f}, s3{2.f, 3.f};
+  // Associativity.
+  const ScanPair l = ssmkit::compose(ssmkit::compose(s1, s2), s3);
+  const ScanPair r = ssmkit::compose(s1, ssmkit::compose(s2, s3));
+  CHECK(l.a == Approx(r.a));
+  CHECK(l.b == Approx(r.b));
+  // Sequential scan from h = 1 gives the states of h = a h + b.
+  ScanPair items[3] = {s1, s2, s3};
+  ssmkit::thread_inclusive_scan(items, ScanPair{1.f, 1.f});
+  double h = 1;
+  const ScanPair in[3] = {s1, s2, s3};
+  for (int i = 0; i < 3; ++i) {
+    h = in[i].a * h + in[i].b;
+    CHECK(items[i].b == Approx(h));
+  }
+  // scan_step on the host agrees with the recurrence.
+  float hs[4] = {1, 2, 3, 4}, al[4] = {-1, -0.5f, 0, -2}, Bv[4] = {1, 1, 1, 1}, Cv[4] = {1, 0, 2, 0};
+  const float y = ssmkit::scan_step<4>(hs, al, 0.5f, 2.f, Bv, Cv);
+  CHECK(hs[0] == Approx(std::exp2(-0.5) * 1 + 2));
+  CHECK(hs[2] == Approx(3 + 2));
+  CHECK(y == Approx(hs[0] + 2 * hs[2]));
+}
+
+TEST_CASE("dtype traits and conversions", "[host][types]") {
+  CHECK(ssmkit::dtype_size(ssmkit::DType::kFloat32) == 4);
+  CHECK(ssmkit::dtype_size(ssmkit::DType::kFloat16) == 2);
+  CHECK(ssmkit::dtype_size(ssmkit::DType::kBFloat16) == 2);
+  CHECK(ssmkit::kVecElems<float> == 4);
+  CHECK(ssmkit::kVecElems<__nv_bfloat16> == 8);
+  CHECK(ssmkit::to_float(ssmkit::from_float<__half>(1.5f)) == 1.5f);
+  CHECK(ssmkit::to_float(ssmkit::from_float<__nv_bfloat16>(-3.f)) == -3.f);
+  CHECK(ssmkit::to_float(ssmkit::from_float<__nv_bfloat16>(1.f + 1.f / 512)) == 1.f);  // rounds to 8 bits
+  CHECK(std::string(ssmkit::to_string(ssmkit::DType::kBFloat16)) == "bfloat16");
+}
+
+TEST_CASE("Status carries a code and a message", "[host][status]") {
+  const ssmkit::Status ok;
+  CHECK(ok.ok());
+  CHECK(std::string(ok.message()).empty());
+  const auto e = ssmkit::Status::Error(ssmkit::StatusCode::kInvalidArgument, "x is %d", 3);
+  CHECK_FALSE(e.ok());
+  CHECK(std::string(e.message()) == "x is 3");
+  const auto c = ssmkit::Status::FromCuda(cudaErrorInvalidValue, "cudaMemcpy");
+  CHECK(c.code() == ssmkit::StatusCode::kCudaError);
+  CHECK(c.cuda_error() == cudaErrorInvalidValue);
+  CHECK(std::string(c.message()).find("cudaMemcpy") == 0);
+  CHECK(std::string(ssmkit::to_string(ssmkit::StatusCode::kCudaError)) == "CUDA error");
+}
+
+TEST_CASE("dispatch covers every dtype and dstate in [1, 256]", "[host][dispatch]") {
+  std::set<int> buckets;
+  for (int64_t n = 1; n <= 256; ++n) {
+    const int b = ssmkit::scan_dstate_bucket(n);
+    REQUIRE(b >= n);
+    REQUIRE((b == 16 || b / 2 < n));  // the smallest bucket that holds n
+    int seen = 0;
+    REQUIRE(ssmkit::dispatch_scan_dstate(n, [&](auto k) { seen = decltype(k)::value; return ssmkit::Status::Ok(); }).ok());
+    REQUIRE(seen == b);
+    buckets.insert(b);
+  }
+  CHECK(buckets == std::set<int>{16, 32, 64, 128, 256});
+  for (int64_t bad : {0LL, -3LL, 257LL, 100000LL}) {
+    CHECK(ssmkit::scan_dstate_bucket(bad) == 0);
+    const auto st = ssmkit::dispatch_scan_dstate(bad, [](auto) { return ssmkit::Status::Ok(); });
+    CHECK(st.code() == ssmkit::StatusCode::kInvalidArgument);
+    CHECK(std::string(st.message()).find("dstate") != std::string::npos);
+  }
+  int sizes = 0;
+  for (auto t : {ssmkit::DType::kFloat32, ssmkit::DType::kFloat16, ssmkit::DType::kBFloat16})
+    REQUIRE(ssmkit::dispatch_dtype(t, "dtype", [&](auto tag) {
+      sizes += int(sizeof(typename decltype(tag)::type));
+      return ssmkit::TypeTraits<typename decltype(tag)::type>::kDType == t ? ssmkit::Status::Ok()
+                                                                           : ssmkit::Status::Error(ssmkit::StatusCode::kInvalidArgument, "mismatch");
+    }).ok());
+  CHECK(sizes == 8);
+  const auto st = ssmkit::dispatch_dtype(static_cast<ssmkit::DType>(9), "u", [](auto) { return ssmkit::Status::Ok(); });
+  CHECK(st.code() == ssmkit::StatusCode::kInvalidArgument);
+  CHECK(std::string(st.message()).find("u") == 0);
+}
