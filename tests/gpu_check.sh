@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# One command for a GPU machine: build ssmkit for the local GPU, run every test (host, gpu,
+# Python), compute-sanitizer (memcheck, racecheck, initcheck, synccheck) over a reduced grid,
+# and the benchmark; print a short summary at the end.
+#
+#   tests/gpu_check.sh [build-dir]      (env: SSMKIT_ARCH=90 to pick the architecture,
+#                                         OUT=dir for logs and bench JSON, SKIP_BENCH=1)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build-gpu}
+out=${OUT:-$build/out}
+mkdir -p "$out"
+arch=${SSMKIT_ARCH:-native}
+prefix=()
+[ -d .deps/usr ] && prefix=(-DCMAKE_PREFIX_PATH="$PWD/.deps/usr")
+summary=()
+note() { summary+=("$1"); }
+
+t0=$(date +%s)
+if ! cmake -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
+     -DSSMKIT_BUILD_DOCS=OFF "${prefix[@]}" >"$out/configure.log" 2>&1; then
+  tail -30 "$out/configure.log"; echo "SUMMARY: configure failed"; exit 1
+fi
+if ! cmake --build "$build" -j"$(nproc)" >"$out/build.log" 2>&1; then
+  grep -E "error|Error" "$out/build.log" | head -40; echo "SUMMARY: build failed"; exit 1
+fi
+note "build: ok in $(( $(date +%s) - t0 )) s (arch $arch)"
+
+# Tests (the CMake consumer tests are CI's; they need no GPU).
+t1=$(date +%s)
+ctest --test-dir "$build" --output-on-failure -LE cmake >"$out/ctest.log" 2>&1
+rc=$?
+grep -E "tests passed|tests failed|Not Run|\*\*\*|Failed|Skipped" "$out/ctest.log" | tail -15
+note "ctest: $(grep -E 'tests passed' "$out/ctest.log" | tail -1) ($(( $(date +%s) - t1 )) s, rc $rc)"
+skipped=$(grep -c "Skipped" "$out/ctest.log" || true)
+note "ctest skipped lines: $skipped"
+# Catch2 totals of the GPU test binary, with the per-case summary line.
+"$build/tests/ssmkit_gpu_tests" >"$out/gpu_tests.log" 2>&1
+note "gpu tests: $(tail -3 "$out/gpu_tests.log" | grep -E 'passed|failed' | tr -s ' ')"
+if grep -q "FAILED" "$out/gpu_tests.log"; then grep -B5 -A25 "FAILED" "$out/gpu_tests.log" | head -120; fi
+
+# compute-sanitizer over the reduced grid (test cases tagged [sanitize] and the device functions).
+if command -v compute-sanitizer >/dev/null; then
+  for tool in memcheck racecheck initcheck synccheck; do
+    log="$out/sanitize_$tool.log"
+    compute-sanitizer --tool "$tool" --error-exitcode 9 "$build/tests/ssmkit_gpu_tests" "[sanitize],[device]" >"$log" 2>&1
+    src=$?
+    errs=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -1)
+    note "sanitizer $tool: rc $src, ${errs:-no summary}"
+    [ $src -ne 0 ] && grep -E "=========" "$log" | head -20
+  done
+else
+  note "sanitizer: compute-sanitizer not found"
+fi
+
+# Benchmark.
+if [ -z "${SKIP_BENCH:-}" ]; then
+  "$build/bench/ssmkit_bench" --json "$out/bench.json" | tee "$out/bench.txt"
+fi
+
+echo
+echo "==================== SUMMARY ===================="
+for s in "${summary[@]}"; do echo "$s"; done
+[ -f "$out/bench.txt" ] && grep -E "^device|^ceilings|ms " "$out/bench.txt"
