@@ -1,0 +1,13 @@
+# ssmkit — state-space model kernels for CUDA.
+# SPDX-License-Identifier: Apache-2.0
+"""ssmkit: state-space model kernels for CUDA.
+
+``selective_scan_fn`` runs the Mamba-1 selective scan forward on CUDA torch tensors or CuPy
+arrays, with mamba-ssm's signature. ``ssmkit.reference.selective_scan_ref`` is a plain PyTorch
+float64 implementation of the same function, for testing.
+"""
+
+from ._ssmkit import __version__, cuda_device_count
+from ._scan import selective_scan_fn
+
+__all__ = ["__version__", "cuda_device_count", "selective_scan_fn"]

@@ -1,0 +1,187 @@
+# ssmkit — state-space model kernels for CUDA.
+# SPDX-License-Identifier: Apache-2.0
+"""Framework-facing wrapper of the selective-scan kernel (torch tensors or CuPy arrays)."""
+
+from . import _ssmkit
+
+__all__ = ["selective_scan_fn"]
+
+
+def _type_name(x):
+    t = type(x)
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def _framework(x):
+    """'torch', 'cupy' or None, from the type's module (imports nothing)."""
+    mod = type(x).__module__ or ""
+    root = mod.split(".", 1)[0]
+    if root == "torch":
+        return "torch"
+    if root == "cupy":
+        return "cupy"
+    return None
+
+
+def _check_rank(x, name, ranks, what, optional=False):
+    if x is None:
+        if optional:
+            return
+        raise ValueError(f"{name} must be a tensor {what}, got None")
+    ndim = getattr(x, "ndim", None)
+    shape = getattr(x, "shape", None)
+    if not isinstance(ndim, int) or shape is None:
+        raise ValueError(f"{name} must be a tensor {what}, got {_type_name(x)}")
+    if ndim not in ranks:
+        raise ValueError(
+            f"{name} must be {what}, got a {ndim}-D tensor of shape {tuple(shape)}")
+
+
+def _last_stride(x, fw):
+    if fw == "torch":
+        return x.stride(-1)
+    return x.strides[-1] // x.itemsize
+
+
+def _make_last_contiguous(x, fw):
+    """Like mamba-ssm: copy only when the last dimension is not contiguous."""
+    if x is None or x.shape[-1] <= 1 or _last_stride(x, fw) == 1:
+        return x
+    if fw == "torch":
+        return x.contiguous()
+    import cupy
+
+    return cupy.ascontiguousarray(x)
+
+
+def _dlpack_stream(stream):
+    # The DLPack exchange protocol reserves 0 for CUDA; the legacy default stream is 1.
+    return 1 if stream == 0 else stream
+
+
+def _capsule(x, fw, stream):
+    if x is None:
+        return None
+    if fw == "torch":
+        x = x.detach()
+        if x.is_cuda:
+            return x.__dlpack__(stream=_dlpack_stream(stream))
+        return x.__dlpack__()
+    return x.__dlpack__(stream=_dlpack_stream(stream))
+
+
+def selective_scan_fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                      return_last_state=False, *, initial_state=None, stream=None):
+    r"""Selective scan (Mamba-1 SSM) forward on CUDA, with mamba-ssm's signature and results.
+
+    For every batch ``b``, channel ``d`` and state ``n``, over time ``t = 0 .. L-1``::
+
+        dt      = delta[b, d, t] + delta_bias[d]            (bias optional)
+        dt      = softplus(dt) if delta_softplus else dt     (softplus(x) = x if x > 20
+                                                              else log1p(exp(x)))
+        h[n]    = exp(dt * A[d, n]) * h[n] + dt * B[.., n, t] * u[b, d, t]
+        y       = sum_n C[.., n, t] * h[n] + D[d] * u[b, d, t]   (D optional)
+        out     = y * silu(z[b, d, t]) if z is given else y
+
+    ``h`` starts at ``initial_state[b, d]`` or zero. Variable ``B``/``C`` with ``G`` groups
+    are read at group ``d // (D_dim // G)`` for channel ``d``.
+
+    Shapes (``Bt`` batch, ``Dm`` channels, ``L`` sequence, ``N`` state size <= 256):
+
+    - ``u``, ``delta``, ``z``: (Bt, Dm, L), one dtype: float32, float16 or bfloat16
+    - ``A``: (Dm, N) float32
+    - ``B``, ``C``: (Dm, N) float32 (constant), or (Bt, N, L) (one group), or
+      (Bt, G, N, L) (variable) in u's dtype
+    - ``D``, ``delta_bias``: (Dm,) float32
+    - ``initial_state``: (Bt, Dm, N) float32
+
+    Returns ``out`` (same shape and dtype as ``u``), or ``(out, last_state)`` with
+    ``last_state`` (Bt, Dm, N) float32, the state after the last step, when
+    ``return_last_state`` is true.
+
+    Inputs are CUDA torch tensors or CuPy arrays (all from the same framework, on one device);
+    outputs are allocated with that framework on u's device. The kernel is enqueued on
+    ``stream`` (a ``cudaStream_t`` as an int), by default torch's current stream of u's
+    device or CuPy's current stream; inputs are exported with that stream so that pending
+    work on the producer's current stream is ordered before the kernel.
+
+    Invalid arguments raise ``ValueError`` naming the argument; CUDA failures raise
+    ``RuntimeError``. No gradient is defined (the result is not attached to autograd).
+    """
+    # Structural checks that need nothing but .ndim / .shape.
+    _check_rank(u, "u", (3,), "3-D (batch, dim, seqlen)")
+    _check_rank(delta, "delta", (3,), "3-D (batch, dim, seqlen)")
+    _check_rank(A, "A", (2,), "2-D (dim, dstate)")
+    bc_what = "2-D (dim, dstate), 3-D (batch, dstate, seqlen) or 4-D (batch, n_groups, dstate, seqlen)"
+    _check_rank(B, "B", (2, 3, 4), bc_what)
+    _check_rank(C, "C", (2, 3, 4), bc_what)
+    _check_rank(D, "D", (1,), "1-D (dim,)", optional=True)
+    _check_rank(z, "z", (3,), "3-D (batch, dim, seqlen)", optional=True)
+    _check_rank(delta_bias, "delta_bias", (1,), "1-D (dim,)", optional=True)
+    _check_rank(initial_state, "initial_state", (3,), "3-D (batch, dim, dstate)", optional=True)
+    if not isinstance(delta_softplus, (bool, int)):
+        raise ValueError(f"delta_softplus must be a bool, got {_type_name(delta_softplus)}")
+    if not isinstance(return_last_state, (bool, int)):
+        raise ValueError(f"return_last_state must be a bool, got {_type_name(return_last_state)}")
+    if stream is not None and (isinstance(stream, bool) or not isinstance(stream, int) or stream < 0):
+        raise ValueError(f"stream must be a non-negative int (a cudaStream_t) or None, got {stream!r}")
+
+    fw = _framework(u)
+    if fw is None:
+        raise ValueError(f"u must be a CUDA tensor (torch or cupy); got {_type_name(u)}")
+    named = (("delta", delta), ("A", A), ("B", B), ("C", C), ("D", D), ("z", z),
+             ("delta_bias", delta_bias), ("initial_state", initial_state))
+    for name, x in named:
+        if x is not None and _framework(x) != fw:
+            raise ValueError(f"{name} must be a {fw} tensor like u, got {_type_name(x)}")
+
+    if fw == "torch":
+        import torch
+
+        if u.device.type != "cuda":
+            raise ValueError(f"u must be a CUDA tensor, got a tensor on {u.device}")
+        if stream is None:
+            stream = torch.cuda.current_stream(u.device).cuda_stream
+    else:
+        import cupy
+
+        if stream is None:
+            stream = cupy.cuda.get_current_stream().ptr
+
+    u = _make_last_contiguous(u, fw)
+    delta = _make_last_contiguous(delta, fw)
+    z = _make_last_contiguous(z, fw)
+    if B.ndim == 3:
+        B = B[:, None]
+    if C.ndim == 3:
+        C = C[:, None]
+    if B.ndim == 4:
+        B = _make_last_contiguous(B, fw)
+    if C.ndim == 4:
+        C = _make_last_contiguous(C, fw)
+
+    batch, dim, seqlen = (int(s) for s in u.shape)
+    dstate = int(A.shape[1])
+    if fw == "torch":
+        out = torch.empty((batch, dim, seqlen), dtype=u.dtype, device=u.device)
+        last_state = (torch.empty((batch, dim, dstate), dtype=torch.float32, device=u.device)
+                      if return_last_state else None)
+    else:
+        with u.device:
+            out = cupy.empty((batch, dim, seqlen), dtype=u.dtype)
+            last_state = (cupy.empty((batch, dim, dstate), dtype=cupy.float32)
+                          if return_last_state else None)
+
+    try:
+        _ssmkit.selective_scan_fwd(
+            _capsule(u, fw, stream), _capsule(delta, fw, stream), _capsule(A, fw, stream),
+            _capsule(B, fw, stream), _capsule(C, fw, stream), _capsule(D, fw, stream),
+            _capsule(z, fw, stream), _capsule(delta_bias, fw, stream), bool(delta_softplus),
+            _capsule(initial_state, fw, stream), _capsule(out, fw, stream),
+            _capsule(last_state, fw, stream), stream)
+    except ValueError as e:
+        msg = str(e)
+        if msg.startswith("h0"):  # the kernel's name for the initial state
+            raise ValueError("initial_state" + msg[2:]) from None
+        raise
+    return (out, last_state) if return_last_state else out
