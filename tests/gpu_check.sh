@@ -18,7 +18,7 @@ note() { summary+=("$1"); }
 
 t0=$(date +%s)
 if ! cmake -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
-     -DSSMKIT_BUILD_DOCS=OFF "${prefix[@]}" >"$out/configure.log" 2>&1; then
+     -DSSMKIT_BUILD_DOCS=OFF "${prefix[@]}" ${SSMKIT_CMAKE_ARGS:-} >"$out/configure.log" 2>&1; then
   tail -30 "$out/configure.log"; echo "SUMMARY: configure failed"; exit 1
 fi
 if ! cmake --build "$build" -j"$(nproc)" >"$out/build.log" 2>&1; then

@@ -35,6 +35,14 @@
 //! Marks a device-only inline function.
 #define SSMKIT_DEVICE __device__ __forceinline__
 
+//! `#pragma unroll` in device compilation, nothing in host compilation (host compilers warn
+//! about the unknown pragma in __host__ __device__ functions).
+#if defined(__CUDA_ARCH__)
+#define SSMKIT_PRAGMA_UNROLL _Pragma("unroll")
+#else
+#define SSMKIT_PRAGMA_UNROLL
+#endif
+
 #if defined(__CUDACC__) && !defined(__CUDACC_RTC__)
 #if __CUDACC_VER_MAJOR__ < 12
 #error "ssmkit needs the CUDA Toolkit 12.0 or newer"

@@ -39,7 +39,7 @@ struct ScanPairOp {
 template <int kItems>
 SSMKIT_HOST_DEVICE void thread_inclusive_scan(ScanPair (&items)[kItems], ScanPair carry_in) {
   ScanPair acc = carry_in;
-#pragma unroll
+SSMKIT_PRAGMA_UNROLL
   for (int i = 0; i < kItems; ++i) {
     acc = compose(acc, items[i]);
     items[i] = acc;
@@ -59,7 +59,7 @@ template <int kStates>
 SSMKIT_HOST_DEVICE float scan_step(float (&h)[kStates], const float (&a_log2)[kStates], float dt,
                                    float dtu, const float (&Bv)[kStates], const float (&Cv)[kStates]) {
   float y = 0.f;
-#pragma unroll
+SSMKIT_PRAGMA_UNROLL
   for (int i = 0; i < kStates; ++i) {
     const float a = fast_exp2(dt * a_log2[i]);
     h[i] = fmaf(a, h[i], dtu * Bv[i]);
