@@ -17,7 +17,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -59,44 +58,39 @@ const char* device_type_name(int32_t t) {
   }
 }
 
+// Messages are built with std::string and std::to_string only (no iostreams).
 std::string device_string(const dl::Device& d) {
   const char* name = device_type_name(d.device_type);
-  std::ostringstream os;
-  if (name)
-    os << name;
-  else
-    os << "device type " << d.device_type;
-  if (d.device_type != dl::kCPU) os << ":" << d.device_id;
-  return os.str();
+  std::string s = name ? std::string(name) : "device type " + std::to_string(d.device_type);
+  if (d.device_type != dl::kCPU) s += ":" + std::to_string(d.device_id);
+  return s;
 }
 
 std::string dtype_string(const dl::DataType& t) {
-  std::ostringstream os;
+  const std::string bits = std::to_string(static_cast<int>(t.bits));
+  std::string s;
   switch (t.code) {
-    case dl::kInt: os << "int" << int(t.bits); break;
-    case dl::kUInt: os << "uint" << int(t.bits); break;
-    case dl::kFloat: os << "float" << int(t.bits); break;
-    case dl::kBfloat: os << "bfloat" << int(t.bits); break;
-    case dl::kComplex: os << "complex" << int(t.bits); break;
-    case dl::kBool: os << "bool"; break;
-    case dl::kOpaqueHandle: os << "opaque handle"; break;
-    default: os << "type code " << int(t.code) << " (" << int(t.bits) << " bits)"; break;
+    case dl::kInt: s = "int" + bits; break;
+    case dl::kUInt: s = "uint" + bits; break;
+    case dl::kFloat: s = "float" + bits; break;
+    case dl::kBfloat: s = "bfloat" + bits; break;
+    case dl::kComplex: s = "complex" + bits; break;
+    case dl::kBool: s = "bool"; break;
+    case dl::kOpaqueHandle: s = "opaque handle"; break;
+    default: s = "type code " + std::to_string(static_cast<int>(t.code)) + " (" + bits + " bits)"; break;
   }
-  if (t.lanes != 1) os << "x" << t.lanes;
-  return os.str();
+  if (t.lanes != 1) s += "x" + std::to_string(static_cast<int>(t.lanes));
+  return s;
 }
 
-template <typename Seq>
-std::string shape_string(const Seq& s) {
-  std::ostringstream os;
-  os << "(";
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i) os << ", ";
-    os << s[i];
+std::string shape_string(const std::vector<int64_t>& v) {
+  std::string s = "(";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(static_cast<long long>(v[i]));
   }
-  if (s.size() == 1) os << ",";
-  os << ")";
-  return os.str();
+  if (v.size() == 1) s += ",";
+  return s + ")";
 }
 
 //! One consumed DLPack tensor. Owns the managed tensor and releases it on destruction (with
