@@ -167,16 +167,24 @@ class DLArg {
     return static_cast<char*>(t_->data) + t_->byte_offset;
   }
 
+  //! The ssmkit dtype of the tensor; false if it is none of float32, float16 and bfloat16.
+  bool try_dtype(ssmkit::DType& out) const {
+    const auto& t = t_->dtype;
+    if (t.lanes != 1) return false;
+    if (t.code == dl::kFloat && t.bits == 32) out = ssmkit::DType::kFloat32;
+    else if (t.code == dl::kFloat && t.bits == 16) out = ssmkit::DType::kFloat16;
+    else if (t.code == dl::kBfloat && t.bits == 16) out = ssmkit::DType::kBFloat16;
+    else return false;
+    return true;
+  }
+
   //! The ssmkit dtype, or a ValueError naming the argument.
   ssmkit::DType dtype() const {
-    const auto& t = t_->dtype;
-    if (t.lanes == 1) {
-      if (t.code == dl::kFloat && t.bits == 32) return ssmkit::DType::kFloat32;
-      if (t.code == dl::kFloat && t.bits == 16) return ssmkit::DType::kFloat16;
-      if (t.code == dl::kBfloat && t.bits == 16) return ssmkit::DType::kBFloat16;
-    }
-    value_error(name_ + " has unsupported dtype " + dtype_string(t) +
-                " (expected float32, float16 or bfloat16)");
+    ssmkit::DType d;
+    if (!try_dtype(d))
+      value_error(name_ + " has unsupported dtype " + dtype_string(t_->dtype) +
+                  " (expected float32, float16 or bfloat16)");
+    return d;
   }
 
   void expect_ndim(int nd, const char* what) const {
@@ -192,7 +200,10 @@ class DLArg {
   }
 
   void expect_dtype(ssmkit::DType want, const std::string& what) const {
-    const ssmkit::DType got = dtype();
+    ssmkit::DType got;
+    if (!try_dtype(got))
+      value_error(name_ + " must be " + ssmkit::to_string(want) + what + ", got " +
+                  dtype_string(t_->dtype));
     if (got != want)
       value_error(name_ + " must be " + ssmkit::to_string(want) + what + ", got " +
                   ssmkit::to_string(got));

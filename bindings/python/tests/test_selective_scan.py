@@ -129,6 +129,9 @@ def _noncontig_last(x):
     ("A", lambda a: a["A"][:4], r"^A must have shape \(dim, dstate\)"),
     ("A", lambda a: a["A"].astype(np.float16), r"^A must be float32"),
     ("A", lambda a: a["A"][None], r"^A must be 2-D"),
+    ("A", lambda a: a["A"].astype(np.float64), r"^A must be float32, got float64"),
+    ("D", lambda a: a["D"].astype(np.int64), r"^D must be float32, got int64"),
+    ("delta", lambda a: a["delta"].astype(np.float64), r"^delta must be float32 like u, got float64"),
     ("B", lambda a: a["B"][:, 0], r"^B must be 2-D \(dim, dstate\) or 4-D"),
     ("B", lambda a: a["B"][:1], r"^B must have shape \(2, n_groups, 4, 16\)"),
     ("B", lambda a: a["B"].astype(np.float16), r"^B must be float32 like u when variable"),
@@ -488,7 +491,7 @@ def test_errors_on_gpu():
     expect(r"^delta must be float32 like u, got float16", delta=x["delta"].half())
     expect(r"^delta must have shape", delta=x["delta"][:, :, :5])
     expect(r"^A must have shape", A=x["A"][:8])
-    expect(r"^A must be float32", A=x["A"].double())
+    expect(r"^A must be float32, got float64", A=x["A"].double())
     expect(r"^B must be float32 like u when variable", B=x["B"].half())
     expect(r"^B must have shape", B=x["B"][..., :10])
     expect(r"^C must be float32 when constant", C=torch.ones(16, 16, device="cuda").half())
