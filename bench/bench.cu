@@ -200,6 +200,10 @@ int main(int argc, char** argv) {
       p.u = u; p.delta = dl; p.B = Bm; p.C = Cm; p.A = A; p.D = Dv; p.delta_bias = bias; p.delta_softplus = true;
       if (c.z) { void* z = alloc(nx * es); fill(z, nx, c.dtype, 500 + s, -2.f, 2.f); p.z = z; }
       p.out = out;
+      size_t ws_bytes = 0;
+      const ssmkit::Status wst = ssmkit::selective_scan_workspace_size(p, ws_bytes);
+      if (!wst.ok()) { std::fprintf(stderr, "%s: %s\n", label, wst.message()); return 1; }
+      if (ws_bytes) { p.workspace = alloc(ws_bytes); p.workspace_bytes = ws_bytes; }
       ps.push_back(p);
     }
     BENCH_CUDA(cudaDeviceSynchronize());

@@ -33,13 +33,94 @@ struct ScanDefaultConfig {
   //! States held by one thread.
   static constexpr int kStatesPerThread = kNState <= 16 ? 4 : 8;
   //! Time steps per tile.
-  static constexpr int kTileLen = kNState <= 32 ? 64 : (kNState <= 128 ? 32 : 16);
+  static constexpr int kTileLen = kNState <= 64 ? 32 : 16;
   //! Threads per block.
   static constexpr int kThreads = 128;
 };
 
 //! Launches the selective-scan forward with every configuration choice fixed at compile time.
 //! Validates @p p with can_implement() first; never throws.
+//! @tparam T                element type; must match p.dtype
+//! @tparam kNState          state capacity; p.dstate must be <= kNState
+//! @tparam kStatesPerThread states per thread (divides kNState, multiple of 4)
+//! @tparam kTileLen         time steps per tile
+//! @tparam kThreads         threads per block
+//! @param[in] p      the call's arguments
+//! @param[in] stream stream to launch on
+namespace detail {
+
+//! Most ranges the sequence is cut into.
+constexpr int64_t kMaxScanSplits = 16;
+
+//! Chooses how many ranges to cut the sequence into: only when the batch and channels give
+//! fewer than half a wave of blocks (each range but the last costs a second pass over its
+//! steps), so that the blocks fill about one wave, with at least four tiles per range.
+inline ScanSplit choose_scan_split(int64_t base_blocks, int64_t seqlen, int tile_len,
+                                   int64_t resident_blocks) {
+  ScanSplit s;
+  if (base_blocks <= 0 || 2 * base_blocks > resident_blocks) return s;
+  int64_t n = resident_blocks / base_blocks;
+  const int64_t max_by_len = seqlen / (4 * int64_t(tile_len));
+  n = n < max_by_len ? n : max_by_len;
+  n = n < kMaxScanSplits ? n : kMaxScanSplits;
+  if (n < 2) return s;
+  const int64_t per = (seqlen + n - 1) / n;
+  s.split_len = (per + tile_len - 1) / tile_len * tile_len;
+  s.num_splits = (seqlen + s.split_len - 1) / s.split_len;
+  if (s.num_splits < 2) s = ScanSplit{};
+  return s;
+}
+
+//! Bytes of workspace a split needs.
+inline size_t scan_split_bytes(const SelectiveScanParams& p, const ScanSplit& s) {
+  if (s.num_splits < 2) return 0;
+  const size_t rows = size_t(s.num_splits - 1) * size_t(p.batch) * size_t(p.dim);
+  return (rows * size_t(p.dstate) + rows) * sizeof(float) + 256;
+}
+
+template <class Traits>
+Status plan_scan_split(const SelectiveScanParams& p, ScanSplit& split) {
+  int dev = 0, sms = 0, per_sm = 0;
+  SSMKIT_CUDA_TRY(cudaGetDevice(&dev));
+  SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  constexpr size_t kSmem = sizeof(typename Traits::TempStorage);
+  if (kSmem > 48 * 1024)
+    SSMKIT_CUDA_TRY(cudaFuncSetAttribute(selective_scan_fwd_kernel<Traits, false>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem)));
+  SSMKIT_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+      &per_sm, selective_scan_fwd_kernel<Traits, false>, Traits::kThreads, kSmem));
+  split = choose_scan_split(Traits::grid_size(p), p.seqlen, Traits::kTileLen,
+                            int64_t(sms) * (per_sm > 0 ? per_sm : 1));
+  return Status::Ok();
+}
+
+}  // namespace detail
+
+//! Bytes of workspace selective_scan_fwd<T, kNState, ...>() can use for @p p on the current
+//! device (0 when the launch does not cut the sequence into ranges). Pass at least that much
+//! in p.workspace; with a null p.workspace the launcher takes stream-ordered memory itself.
+template <typename T, int kNState,
+          int kStatesPerThread = ScanDefaultConfig<kNState>::kStatesPerThread,
+          int kTileLen = ScanDefaultConfig<kNState>::kTileLen,
+          int kThreads = ScanDefaultConfig<kNState>::kThreads>
+Status selective_scan_workspace_size(const SelectiveScanParams& p, size_t& bytes) {
+  using Traits = SelectiveScanTraits<T, kNState, kStatesPerThread, kTileLen, kThreads>;
+  bytes = 0;
+  SSMKIT_TRY(can_implement(p));
+  ScanSplit split;
+  SSMKIT_TRY(detail::plan_scan_split<Traits>(p, split));
+  bytes = detail::scan_split_bytes(p, split);
+  return Status::Ok();
+}
+
+//! Launches the selective-scan forward with every configuration choice fixed at compile time.
+//! Validates @p p with can_implement() first; never throws.
+//!
+//! When batch x channels give too few blocks to fill the GPU, the sequence is cut into ranges
+//! run by different blocks: a first pass finds each range's local final state, a second pass
+//! starts every range from the carried state (exact, not an approximation). That needs
+//! workspace: p.workspace if given (see selective_scan_workspace_size()), else memory from
+//! cudaMallocAsync on @p stream, released on the same stream.
 //! @tparam T                element type; must match p.dtype
 //! @tparam kNState          state capacity; p.dstate must be <= kNState
 //! @tparam kStatesPerThread states per thread (divides kNState, multiple of 4)
@@ -62,13 +143,44 @@ Status selective_scan_fwd(const SelectiveScanParams& p, cudaStream_t stream) {
     return Status::Error(StatusCode::kInvalidArgument,
                          "dstate %lld exceeds this launcher's state capacity %d",
                          static_cast<long long>(p.dstate), kNState);
-  const int64_t grid = Traits::grid_size(p);
+  ScanSplit split;
+  SSMKIT_TRY(detail::plan_scan_split<Traits>(p, split));
+  const int64_t grid = Traits::grid_size(p, split.num_splits);
   if (grid > 0x7fffffff)
     return Status::Error(StatusCode::kInvalidArgument,
                          "batch * dim is too large for one launch (%lld blocks)",
                          static_cast<long long>(grid));
-  selective_scan_fwd_kernel<Traits><<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(p);
-  SSMKIT_CUDA_TRY(cudaGetLastError());
+  constexpr size_t kSmem = sizeof(typename Traits::TempStorage);
+
+  void* owned = nullptr;
+  if (split.num_splits > 1) {
+    const size_t need = detail::scan_split_bytes(p, split);
+    void* ws = p.workspace;
+    if (ws == nullptr) {
+      SSMKIT_CUDA_TRY(cudaMallocAsync(&owned, need, stream));
+      ws = owned;
+    } else if (p.workspace_bytes < need) {
+      return Status::Error(StatusCode::kInvalidArgument,
+                           "workspace_bytes: %zu bytes given, %zu needed", p.workspace_bytes, need);
+    }
+    split.ws_state = static_cast<float*>(ws);
+    const size_t rows = size_t(split.num_splits - 1) * size_t(p.batch) * size_t(p.dim);
+    split.ws_dtsum = split.ws_state + rows * size_t(p.dstate);
+    if (kSmem > 48 * 1024)
+      SSMKIT_CUDA_TRY(cudaFuncSetAttribute(selective_scan_fwd_kernel<Traits, true>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem)));
+    selective_scan_fwd_kernel<Traits, true>
+        <<<static_cast<unsigned>(Traits::grid_size(p, split.num_splits - 1)), kThreads, kSmem, stream>>>(p, split);
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) {
+      if (owned) cudaFreeAsync(owned, stream);
+      return Status::FromCuda(e, "selective_scan_fwd_kernel (state pass)");
+    }
+  }
+  selective_scan_fwd_kernel<Traits, false><<<static_cast<unsigned>(grid), kThreads, kSmem, stream>>>(p, split);
+  const cudaError_t e = cudaGetLastError();
+  if (owned) SSMKIT_CUDA_TRY(cudaFreeAsync(owned, stream));
+  if (e != cudaSuccess) return Status::FromCuda(e, "selective_scan_fwd_kernel");
 #if SSMKIT_DEBUG_SYNC
   SSMKIT_CUDA_TRY(cudaStreamSynchronize(stream));
 #endif
@@ -76,6 +188,14 @@ Status selective_scan_fwd(const SelectiveScanParams& p, cudaStream_t stream) {
 }
 
 namespace detail {
+
+//! Run-time dstate dispatch of selective_scan_workspace_size() for one element type.
+template <typename T>
+Status selective_scan_workspace_size_for_dtype(const SelectiveScanParams& p, size_t& bytes) {
+  return dispatch_scan_dstate(p.dstate, [&](auto n) {
+    return selective_scan_workspace_size<T, decltype(n)::value>(p, bytes);
+  });
+}
 
 //! Run-time dstate dispatch for one element type (explicitly instantiated per dtype by
 //! projects that want one translation unit per dtype; see SSMKIT_EXTERN_INSTANCES).
@@ -93,6 +213,9 @@ Status selective_scan_fwd_for_dtype(const SelectiveScanParams& p, cudaStream_t s
 extern template Status detail::selective_scan_fwd_for_dtype<float>(const SelectiveScanParams&, cudaStream_t);
 extern template Status detail::selective_scan_fwd_for_dtype<__half>(const SelectiveScanParams&, cudaStream_t);
 extern template Status detail::selective_scan_fwd_for_dtype<__nv_bfloat16>(const SelectiveScanParams&, cudaStream_t);
+extern template Status detail::selective_scan_workspace_size_for_dtype<float>(const SelectiveScanParams&, size_t&);
+extern template Status detail::selective_scan_workspace_size_for_dtype<__half>(const SelectiveScanParams&, size_t&);
+extern template Status detail::selective_scan_workspace_size_for_dtype<__nv_bfloat16>(const SelectiveScanParams&, size_t&);
 #endif
 
 //! Launches the selective-scan forward, choosing the kernel from the run-time p.dtype and
@@ -103,6 +226,16 @@ inline Status selective_scan_fwd(const SelectiveScanParams& p, cudaStream_t stre
   SSMKIT_TRY(can_implement(p));
   return dispatch_dtype(p.dtype, "dtype", [&](auto tag) {
     return detail::selective_scan_fwd_for_dtype<typename decltype(tag)::type>(p, stream);
+  });
+}
+
+//! Bytes of workspace selective_scan_fwd(p, stream) can use on the current device, for the
+//! run-time dtype and dstate of @p p (0 when the launch does not cut the sequence).
+inline Status selective_scan_workspace_size(const SelectiveScanParams& p, size_t& bytes) {
+  bytes = 0;
+  SSMKIT_TRY(can_implement(p));
+  return dispatch_dtype(p.dtype, "dtype", [&](auto tag) {
+    return detail::selective_scan_workspace_size_for_dtype<typename decltype(tag)::type>(p, bytes);
   });
 }
 

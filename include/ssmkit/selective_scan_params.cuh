@@ -80,6 +80,9 @@ struct SelectiveScanParams {
   int64_t out_batch_stride = 0;  //!< Stride of out between batches.
   int64_t out_dim_stride = 0;    //!< Stride of out between channels.
 
+  void* workspace = nullptr;   //!< Optional device scratch (see selective_scan_workspace_size()).
+  size_t workspace_bytes = 0;  //!< Bytes at workspace.
+
   float* last_state = nullptr;          //!< Optional (batch, dim, dstate) float32 final state.
   int64_t last_state_batch_stride = 0;  //!< Stride of last_state between batches.
   int64_t last_state_dim_stride = 0;    //!< Stride of last_state between channels.

@@ -99,6 +99,7 @@ TEST_CASE("selective scan: one factor at a time", "[gpu][scan][sanitize]") {
     { ScanCase c = base; c.dstate = 33; cases.push_back(c); }                         // odd N
     { ScanCase c = base; c.dstate = 200; c.seqlen = 45; cases.push_back(c); }
     { ScanCase c = base; c.batch = 5; c.seqlen = 17; cases.push_back(c); }
+    { ScanCase c = base; c.batch = 2; c.dim = 8192; c.seqlen = 200; c.n_groups = 1; cases.push_back(c); }  // enough blocks: one range
     for (size_t i = 0; i < cases.size(); ++i) {
       cases[i].seed = 77 + i;
       check_case(cases[i]);
@@ -162,6 +163,45 @@ TEST_CASE("selective scan: pieces with state carry equal one call", "[gpu][scan]
       CHECK(es2.failures == 0);
     }
   }
+}
+
+TEST_CASE("selective scan: caller-provided workspace for a split sequence", "[gpu][scan][sanitize]") {
+  ScanCase c;
+  c.dtype = DType::kFloat16;
+  c.batch = 1;
+  c.dim = 16;
+  c.seqlen = 3000;
+  c.dstate = 16;
+  c.seed = 21;
+  ScanProblem pb(c);
+  size_t bytes = 0;
+  REQUIRE(ssmkit::selective_scan_workspace_size(pb.dev, bytes).ok());
+  REQUIRE(bytes > 0);  // few channels, long sequence: the launch cuts the sequence into ranges
+  DeviceBuffer ws(bytes);
+  ws.poison();
+  ssmkit::SelectiveScanParams p = pb.dev;
+  p.workspace = ws.get();
+  p.workspace_bytes = bytes - 1;
+  const ssmkit::Status small = ssmkit::selective_scan_fwd(p, nullptr);
+  CHECK(small.code() == ssmkit::StatusCode::kInvalidArgument);
+  CHECK(std::string(small.message()).find("workspace_bytes") != std::string::npos);
+  p.workspace_bytes = bytes;
+  pb.dout.poison();
+  pb.dlast.poison();
+  REQUIRE(ssmkit::selective_scan_fwd(p, nullptr).ok());
+  SSMKIT_TEST_CUDA(cudaDeviceSynchronize());
+  std::vector<double> ref, ref_last;
+  pb.reference(ref, ref_last);
+  double rtol, atol;
+  tolerances(c.dtype, rtol, atol);
+  const HostTensor out = pb.download_out();
+  const ErrorStats es = compare([&](size_t i) { return pb.out_at(out, i); }, ref, rtol, atol);
+  INFO(es.describe());
+  CHECK(es.failures == 0);
+  const std::vector<float> last = pb.download_last();
+  const ErrorStats ls = compare([&](size_t i) { return double(last[i]); }, ref_last, 2e-4, 2e-5);
+  INFO("last_state: " << ls.describe());
+  CHECK(ls.failures == 0);
 }
 
 TEST_CASE("selective scan: compile-time launcher and CUDA graph capture", "[gpu][scan][graph][sanitize]") {

@@ -1,0 +1,83 @@
+/*
+ * ssmkit — state-space model kernels for CUDA.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+// Configuration sweep of the selective-scan kernel (states per thread, tile length, threads)
+// on a few shapes, to choose the dispatcher's defaults. Built with -DSSMKIT_BENCH_SWEEP=ON.
+#include <ssmkit/selective_scan.cuh>
+
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+namespace {
+
+__global__ void fill_bf16(__nv_bfloat16* p, size_t n, uint32_t seed, float lo, float hi) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    uint32_t x = uint32_t(i) * 0x9E3779B1u ^ seed;
+    x ^= x >> 15; x *= 0x2C1B3C6Du; x ^= x >> 12; x *= 0x297A2D39u; x ^= x >> 15;
+    p[i] = __float2bfloat16(lo + (hi - lo) * (x >> 8) * (1.f / 16777216.f));
+  }
+}
+__global__ void fill_f32(float* p, size_t n, float lo, float hi) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    p[i] = lo + (hi - lo) * float((i * 2654435761u) % 1000) / 1000.f;
+}
+
+struct Shape { int64_t B, D, L, N; };
+
+template <int kN, int kS, int kT, int kThreads>
+void run(const Shape& s, double exp2_rate) {
+  const size_t nx = s.B * s.D * s.L, nbc = s.B * s.N * s.L;
+  __nv_bfloat16 *u, *dl, *z, *Bm, *Cm, *out;
+  float *A, *Dv, *bias;
+  cudaMalloc(&u, nx * 2); cudaMalloc(&dl, nx * 2); cudaMalloc(&z, nx * 2); cudaMalloc(&out, nx * 2);
+  cudaMalloc(&Bm, nbc * 2); cudaMalloc(&Cm, nbc * 2);
+  cudaMalloc(&A, s.D * s.N * 4); cudaMalloc(&Dv, s.D * 4); cudaMalloc(&bias, s.D * 4);
+  fill_bf16<<<1024, 256>>>(u, nx, 1, -1, 1); fill_bf16<<<1024, 256>>>(dl, nx, 2, -3, 0.5f);
+  fill_bf16<<<1024, 256>>>(z, nx, 3, -2, 2); fill_bf16<<<1024, 256>>>(Bm, nbc, 4, -1, 1);
+  fill_bf16<<<1024, 256>>>(Cm, nbc, 5, -1, 1); fill_f32<<<64, 256>>>(A, s.D * s.N, -3, -0.2f);
+  fill_f32<<<64, 256>>>(Dv, s.D, -1, 1); fill_f32<<<64, 256>>>(bias, s.D, -0.1f, 0.1f);
+  auto p = ssmkit::make_selective_scan_params(ssmkit::DType::kBFloat16, s.B, s.D, s.L, s.N);
+  p.u = u; p.delta = dl; p.z = z; p.B = Bm; p.C = Cm; p.A = A; p.D = Dv; p.delta_bias = bias;
+  p.delta_softplus = true; p.out = out;
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0); cudaEventCreate(&e1);
+  std::vector<float> ts;
+  ssmkit::Status st;
+  for (int i = 0; i < 15; ++i) {
+    cudaEventRecord(e0);
+    st = ssmkit::selective_scan_fwd<__nv_bfloat16, kN, kS, kT, kThreads>(p, nullptr);
+    cudaEventRecord(e1);
+    cudaEventSynchronize(e1);
+    float ms; cudaEventElapsedTime(&ms, e0, e1);
+    if (i >= 3) ts.push_back(ms);
+  }
+  std::sort(ts.begin(), ts.end());
+  const double ms = ts[ts.size() / 2];
+  std::printf("B%lld D%lld L%lld N%lld  kS=%2d T=%3d thr=%3d: %8.4f ms  %5.1f%% exp2 bound %s\n", (long long)s.B,
+              (long long)s.D, (long long)s.L, (long long)s.N, kS, kT, kThreads, ms,
+              100.0 * nx * s.N / exp2_rate / (ms * 1e-3), st.ok() ? "" : st.message());
+  cudaFree(u); cudaFree(dl); cudaFree(z); cudaFree(out); cudaFree(Bm); cudaFree(Cm);
+  cudaFree(A); cudaFree(Dv); cudaFree(bias);
+}
+
+}  // namespace
+
+int main() {
+  const double rate = 4.15e12;  // H100 ex2.approx rate measured by ssmkit_bench
+  for (Shape s : {Shape{8, 1536, 2048, 16}, Shape{8, 5120, 2048, 16}, Shape{1, 5120, 4096, 16}}) {
+    run<16, 4, 32, 128>(s, rate);
+    run<16, 4, 64, 128>(s, rate);
+    run<16, 4, 32, 64>(s, rate);
+    run<16, 4, 32, 256>(s, rate);
+    run<16, 8, 32, 128>(s, rate);
+    run<16, 16, 32, 128>(s, rate);
+    run<16, 16, 32, 64>(s, rate);
+  }
+  for (Shape s : {Shape{4, 2048, 2048, 64}, Shape{4, 2048, 2048, 256}}) {
+    if (s.N == 64) { run<64, 8, 32, 128>(s, rate); run<64, 16, 32, 128>(s, rate); run<64, 4, 32, 128>(s, rate); run<64, 8, 16, 128>(s, rate); }
+    else { run<256, 8, 16, 128>(s, rate); run<256, 16, 16, 128>(s, rate); run<256, 8, 16, 256>(s, rate); run<256, 8, 8, 256>(s, rate); }
+  }
+  return 0;
+}
