@@ -31,22 +31,13 @@ SSMKIT_NAMESPACE_BEGIN
 template <int kNState>
 struct ScanDefaultConfig {
   //! States held by one thread.
-  static constexpr int kStatesPerThread = kNState <= 16 ? 4 : 8;
+  static constexpr int kStatesPerThread = kNState <= 16 ? 4 : (kNState == 64 ? 16 : 8);
   //! Time steps per tile.
   static constexpr int kTileLen = kNState <= 64 ? 32 : 16;
   //! Threads per block.
-  static constexpr int kThreads = 128;
+  static constexpr int kThreads = kNState <= 64 ? 128 : 256;
 };
 
-//! Launches the selective-scan forward with every configuration choice fixed at compile time.
-//! Validates @p p with can_implement() first; never throws.
-//! @tparam T                element type; must match p.dtype
-//! @tparam kNState          state capacity; p.dstate must be <= kNState
-//! @tparam kStatesPerThread states per thread (divides kNState, multiple of 4)
-//! @tparam kTileLen         time steps per tile
-//! @tparam kThreads         threads per block
-//! @param[in] p      the call's arguments
-//! @param[in] stream stream to launch on
 namespace detail {
 
 //! Most ranges the sequence is cut into.

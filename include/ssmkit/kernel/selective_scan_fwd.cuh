@@ -51,8 +51,7 @@ struct SelectiveScanTraits {
   //! Vectors of variable B (and of C) each thread loads per tile.
   static constexpr int kBCVecsPerThread = (kNState * kVecsPerRow + kThreads - 1) / kThreads;
   //! Blocks per SM the register budget is sized for (__launch_bounds__).
-  static constexpr int kMinBlocksPerSM =
-      (kNState_ <= 32 ? 512 : 384) / kThreads_ > 1 ? (kNState_ <= 32 ? 512 : 384) / kThreads_ : 1;
+  static constexpr int kMinBlocksPerSM = ((kNState_ <= 32 ? 512 : 384) + kThreads_ - 1) / kThreads_;
   static constexpr int kRow = kTileLen + 4;   //!< Padded per-channel row (floats).
   static constexpr int kBCRow = kNState + 4;  //!< Padded B/C row (floats).
 
@@ -347,6 +346,20 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     }
     __syncthreads();  // partial sums complete; dt, dt*u, B, C no longer read
 
+    // With many lanes per channel, every thread first sums some (channel, step) partials, so
+    // that the epilogue below is not left to the few threads that own output vectors.
+    constexpr int kPartials = kTPC > 4 ? 1 : kTPC;
+    if (kTPC > 4) {
+      for (int q = tid; q < kC * kL; q += Traits::kThreads) {
+        const int qc = q / kL, qt = q % kL;
+        float acc = smem.y[qc][0][qt];
+#pragma unroll
+        for (int l = 1; l < kTPC; ++l) acc += smem.y[qc][l][qt];
+        smem.y[qc][0][qt] = acc;
+      }
+      __syncthreads();
+    }
+
     // Epilogue: sum the partials, add D*u, gate, store.
 #pragma unroll
     for (int j = 0; j < kVPT; ++j) {
@@ -357,7 +370,7 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
         for (int i = 0; i < kV; i += 4) {
           float4 acc = *reinterpret_cast<const float4*>(&smem.y[cv][0][tv + i]);
 #pragma unroll
-          for (int l = 1; l < kTPC; ++l) {
+          for (int l = 1; l < kPartials; ++l) {
             const float4 q = *reinterpret_cast<const float4*>(&smem.y[cv][l][tv + i]);
             acc.x += q.x; acc.y += q.y; acc.z += q.z; acc.w += q.w;
           }
