@@ -10,6 +10,8 @@
 //   bench [--json out.json] [--compare old.json] [--filter substring] [--reps N]
 #include <ssmkit/selective_scan.cuh>
 
+#include "bench_common.cuh"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -23,36 +25,7 @@
 
 namespace {
 
-#define BENCH_CUDA(call)                                                                         \
-  do {                                                                                           \
-    cudaError_t e_ = (call);                                                                     \
-    if (e_ != cudaSuccess) {                                                                     \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                              \
-    }                                                                                            \
-  } while (0)
-
-struct Timer {
-  cudaEvent_t a, b;
-  Timer() { BENCH_CUDA(cudaEventCreate(&a)); BENCH_CUDA(cudaEventCreate(&b)); }
-  ~Timer() { cudaEventDestroy(a); cudaEventDestroy(b); }
-  template <typename F>
-  double median_ms(F&& f, int reps) {
-    std::vector<double> t;
-    for (int i = 0; i < 3; ++i) f(i);  // warm-up
-    for (int i = 0; i < reps; ++i) {
-      BENCH_CUDA(cudaEventRecord(a));
-      f(i);
-      BENCH_CUDA(cudaEventRecord(b));
-      BENCH_CUDA(cudaEventSynchronize(b));
-      float ms = 0;
-      BENCH_CUDA(cudaEventElapsedTime(&ms, a, b));
-      t.push_back(ms);
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-  }
-};
+using namespace ssmkit_bench;
 
 // Each thread runs kChains independent chains x = 2^-x; every step is one MUFU.EX2.
 constexpr int kChains = 8;
@@ -70,23 +43,6 @@ __global__ void exp2_rate_kernel(float* sink, int iters) {
   if (s == 12345.f) sink[0] = s;  // keeps the chains alive
 }
 
-__global__ void fill_kernel(unsigned short* p, size_t n, uint32_t seed, float lo, float hi, int is_f32, int is_bf16) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    uint32_t x = uint32_t(i) * 0x9E3779B1u ^ uint32_t(i >> 32) * 0x85EBCA77u ^ seed;
-    x ^= x >> 15; x *= 0x2C1B3C6Du; x ^= x >> 12; x *= 0x297A2D39u; x ^= x >> 15;
-    const float v = lo + (hi - lo) * (x >> 8) * (1.f / 16777216.f);
-    if (is_f32) reinterpret_cast<float*>(p)[i] = v;
-    else if (is_bf16) reinterpret_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16(v);
-    else reinterpret_cast<__half*>(p)[i] = __float2half(v);
-  }
-}
-
-void fill(void* p, size_t n, ssmkit::DType t, uint32_t seed, float lo, float hi) {
-  fill_kernel<<<2048, 256>>>(static_cast<unsigned short*>(p), n, seed, lo, hi, t == ssmkit::DType::kFloat32,
-                             t == ssmkit::DType::kBFloat16);
-  BENCH_CUDA(cudaGetLastError());
-}
-
 struct Case {
   std::string name;
   ssmkit::DType dtype;
@@ -95,14 +51,80 @@ struct Case {
   double anchor_ms;  // mamba-ssm CUDA kernel on an H100 (ANCHORS), 0 if none
 };
 
-struct Result {
-  Case c;
-  double ms, gelems, pct_bw, pct_exp2;
-};
-
-std::string dtype_name(ssmkit::DType t) {
-  return t == ssmkit::DType::kFloat32 ? "fp32" : t == ssmkit::DType::kFloat16 ? "fp16" : "bf16";
+// Selective scan forward on the shapes of ANCHORS.md.
+void bench_selective_scan(Context& ctx) {
+  using ssmkit::DType;
+  const std::vector<Case> cases = {
+      {"mamba-130m train", DType::kBFloat16, 8, 1536, 2048, 16, true, 0.451},
+      {"mamba-130m train", DType::kFloat16, 8, 1536, 2048, 16, true, 0.444},
+      {"mamba-130m train", DType::kFloat32, 8, 1536, 2048, 16, true, 0.883},
+      {"mamba-2.8b prefill b1", DType::kBFloat16, 1, 5120, 4096, 16, true, 0.401},
+      {"mamba-2.8b train", DType::kBFloat16, 8, 5120, 2048, 16, true, 1.455},
+      {"long context 64k", DType::kFloat16, 1, 2048, 65536, 16, false, 2.763},
+      {"dstate sweep", DType::kBFloat16, 4, 2048, 2048, 16, true, 0.31},
+      {"dstate sweep", DType::kBFloat16, 4, 2048, 2048, 32, true, 0.54},
+      {"dstate sweep", DType::kBFloat16, 4, 2048, 2048, 64, true, 1.02},
+      {"dstate sweep", DType::kBFloat16, 4, 2048, 2048, 128, true, 1.96},
+      {"dstate sweep", DType::kBFloat16, 4, 2048, 2048, 256, true, 3.87},
+  };
+  for (const Case& c : cases) {
+    char shape[96];
+    std::snprintf(shape, sizeof shape, "B%lld D%lld L%lld N%lld%s", (long long)c.B, (long long)c.D, (long long)c.L,
+                  (long long)c.N, c.z ? "" : " no-z");
+    if (!ctx.selected("selective_scan_fwd " + c.name + " " + dtype_name(c.dtype) + " " + shape)) continue;
+    const int es = ssmkit::dtype_size(c.dtype);
+    const size_t nx = size_t(c.B * c.D * c.L), nbc = size_t(c.B * c.N * c.L);
+    const size_t set_bytes = (nx * (c.z ? 3 : 2) + 2 * nbc) * es;
+    const int sets = int(std::max<size_t>(1, std::min<size_t>(8, (size_t(4) * ctx.prop.l2CacheSize) / set_bytes + 1)));
+    std::vector<void*> bufs;
+    auto alloc = [&](size_t bytes) { void* p; BENCH_CUDA(cudaMalloc(&p, bytes)); bufs.push_back(p); return p; };
+    std::vector<ssmkit::SelectiveScanParams> ps;
+    float* A = static_cast<float*>(alloc(c.D * c.N * 4));
+    float* Dv = static_cast<float*>(alloc(c.D * 4));
+    float* bias = static_cast<float*>(alloc(c.D * 4));
+    fill(A, c.D * c.N, DType::kFloat32, 11, -3.f, -0.2f);
+    fill(Dv, c.D, DType::kFloat32, 12, -1.f, 1.f);
+    fill(bias, c.D, DType::kFloat32, 13, -0.1f, 0.1f);
+    void* out = alloc(nx * es);
+    for (int s = 0; s < sets; ++s) {
+      auto p = ssmkit::make_selective_scan_params(c.dtype, c.B, c.D, c.L, c.N);
+      void* u = alloc(nx * es); fill(u, nx, c.dtype, 100 + s, -1.f, 1.f);
+      void* dl = alloc(nx * es); fill(dl, nx, c.dtype, 200 + s, -3.f, 0.5f);
+      void* Bm = alloc(nbc * es); fill(Bm, nbc, c.dtype, 300 + s, -1.f, 1.f);
+      void* Cm = alloc(nbc * es); fill(Cm, nbc, c.dtype, 400 + s, -1.f, 1.f);
+      p.u = u; p.delta = dl; p.B = Bm; p.C = Cm; p.A = A; p.D = Dv; p.delta_bias = bias; p.delta_softplus = true;
+      if (c.z) { void* z = alloc(nx * es); fill(z, nx, c.dtype, 500 + s, -2.f, 2.f); p.z = z; }
+      p.out = out;
+      size_t ws_bytes = 0;
+      const ssmkit::Status wst = ssmkit::selective_scan_workspace_size(p, ws_bytes);
+      if (!wst.ok()) { std::fprintf(stderr, "%s: %s\n", shape, wst.message()); std::exit(1); }
+      if (ws_bytes) { p.workspace = alloc(ws_bytes); p.workspace_bytes = ws_bytes; }
+      ps.push_back(p);
+    }
+    BENCH_CUDA(cudaDeviceSynchronize());
+    const double ms = ctx.timer.median_ms([&](int i) {
+      const ssmkit::Status st = ssmkit::selective_scan_fwd(ps[i % sets], nullptr);
+      if (!st.ok()) { std::fprintf(stderr, "%s: %s\n", shape, st.message()); std::exit(1); }
+    }, ctx.reps);
+    BENCH_CUDA(cudaDeviceSynchronize());
+    for (void* p : bufs) BENCH_CUDA(cudaFree(p));
+    const double bytes = double(nx) * (c.z ? 4 : 3) * es + 2.0 * nbc * es;
+    Row r;
+    r.op = "selective_scan_fwd";
+    r.name = c.name;
+    r.dtype = dtype_name(c.dtype);
+    r.shape = shape;
+    r.ms = ms;
+    r.gelems = nx / (ms * 1e-3) / 1e9;
+    r.pct_bw = 100.0 * bytes / (ms * 1e-3) / (ctx.copy_gbs * 1e9);
+    r.pct_exp2 = 100.0 * (double(nx) * c.N / ctx.exp2_per_s) / (ms * 1e-3);
+    r.anchor_ms = c.anchor_ms;
+    ctx.add(r);
+  }
 }
+
+// Every op's cases, in the order they run. An op adds its function here.
+void (*const kBenches[])(Context&) = {bench_selective_scan};
 
 }  // namespace
 
@@ -134,7 +156,10 @@ int main(int argc, char** argv) {
   std::printf("device: %s, %d SMs, SM clock %d MHz, memory clock %d MHz, L2 %d MB, CUDA runtime %d, driver %d, %s\n",
               prop.name, prop.multiProcessorCount, sm_clock_khz / 1000, mem_clock_khz / 1000,
               prop.l2CacheSize >> 20, rt, drv, date);
-  Timer timer;
+  Context ctx;
+  ctx.prop = prop;
+  ctx.filter = filter;
+  ctx.reps = reps;
 
   // Ceiling 1: device-to-device copy, bytes read + written.
   const size_t copy_bytes = size_t(1) << 30;
@@ -142,8 +167,8 @@ int main(int argc, char** argv) {
   BENCH_CUDA(cudaMalloc(&cs, copy_bytes));
   BENCH_CUDA(cudaMalloc(&cd, copy_bytes));
   BENCH_CUDA(cudaMemset(cs, 1, copy_bytes));
-  const double copy_ms = timer.median_ms([&](int) { BENCH_CUDA(cudaMemcpyAsync(cd, cs, copy_bytes, cudaMemcpyDeviceToDevice)); }, 20);
-  const double copy_gbs = 2.0 * copy_bytes / (copy_ms * 1e-3) / 1e9;
+  const double copy_ms = ctx.timer.median_ms([&](int) { BENCH_CUDA(cudaMemcpyAsync(cd, cs, copy_bytes, cudaMemcpyDeviceToDevice)); }, 20);
+  ctx.copy_gbs = 2.0 * copy_bytes / (copy_ms * 1e-3) / 1e9;
   BENCH_CUDA(cudaFree(cs));
   BENCH_CUDA(cudaFree(cd));
 
@@ -151,90 +176,25 @@ int main(int argc, char** argv) {
   float* sink;
   BENCH_CUDA(cudaMalloc(&sink, 4));
   const int iters = 4096, eblocks = prop.multiProcessorCount * 8, ethreads = 256;
-  const double exp_ms = timer.median_ms([&](int) { exp2_rate_kernel<<<eblocks, ethreads>>>(sink, iters); }, 10);
+  const double exp_ms = ctx.timer.median_ms([&](int) { exp2_rate_kernel<<<eblocks, ethreads>>>(sink, iters); }, 10);
   BENCH_CUDA(cudaGetLastError());
-  const double exp2_per_s = double(eblocks) * ethreads * iters * kChains / (exp_ms * 1e-3);
-  std::printf("ceilings: copy %.0f GB/s (read + write), ex2.approx %.3g /s\n\n", copy_gbs, exp2_per_s);
+  ctx.exp2_per_s = double(eblocks) * ethreads * iters * kChains / (exp_ms * 1e-3);
+  std::printf("ceilings: copy %.0f GB/s (read + write), ex2.approx %.3g /s\n\n", ctx.copy_gbs, ctx.exp2_per_s);
 
-  using ssmkit::DType;
-  std::vector<Case> cases = {
-      {"mamba-130m train", DType::kBFloat16, 8, 1536, 2048, 16, true, 0.451},
-      {"mamba-130m train", DType::kFloat16, 8, 1536, 2048, 16, true, 0.444},
-      {"mamba-130m train", DType::kFloat32, 8, 1536, 2048, 16, true, 0.883},
-      {"mamba-2.8b prefill b1", DType::kBFloat16, 1, 5120, 4096, 16, true, 0.401},
-      {"mamba-2.8b train", DType::kBFloat16, 8, 5120, 2048, 16, true, 1.455},
-      {"long context 64k", DType::kFloat16, 1, 2048, 65536, 16, false, 2.763},
-      {"dstate sweep", DType::kBFloat16, 4, 2048, 2048, 16, true, 0.31},
-      {"dstate sweep", DType::kBFloat16, 4, 2048, 2048, 32, true, 0.54},
-      {"dstate sweep", DType::kBFloat16, 4, 2048, 2048, 64, true, 1.02},
-      {"dstate sweep", DType::kBFloat16, 4, 2048, 2048, 128, true, 1.96},
-      {"dstate sweep", DType::kBFloat16, 4, 2048, 2048, 256, true, 3.87},
-  };
-
-  std::vector<Result> results;
-  for (const Case& c : cases) {
-    char label[128];
-    std::snprintf(label, sizeof label, "%s %s B%lld D%lld L%lld N%lld%s", c.name.c_str(), dtype_name(c.dtype).c_str(),
-                  (long long)c.B, (long long)c.D, (long long)c.L, (long long)c.N, c.z ? "" : " no-z");
-    if (!filter.empty() && std::string(label).find(filter) == std::string::npos) continue;
-    const int es = ssmkit::dtype_size(c.dtype);
-    const size_t nx = size_t(c.B * c.D * c.L), nbc = size_t(c.B * c.N * c.L);
-    const size_t set_bytes = (nx * (c.z ? 3 : 2) + 2 * nbc) * es;
-    const int sets = int(std::max<size_t>(1, std::min<size_t>(8, (size_t(4) * prop.l2CacheSize) / set_bytes + 1)));
-    std::vector<void*> bufs;
-    auto alloc = [&](size_t bytes) { void* p; BENCH_CUDA(cudaMalloc(&p, bytes)); bufs.push_back(p); return p; };
-    std::vector<ssmkit::SelectiveScanParams> ps;
-    float* A = static_cast<float*>(alloc(c.D * c.N * 4));
-    float* Dv = static_cast<float*>(alloc(c.D * 4));
-    float* bias = static_cast<float*>(alloc(c.D * 4));
-    fill(A, c.D * c.N, DType::kFloat32, 11, -3.f, -0.2f);
-    fill(Dv, c.D, DType::kFloat32, 12, -1.f, 1.f);
-    fill(bias, c.D, DType::kFloat32, 13, -0.1f, 0.1f);
-    void* out = alloc(nx * es);
-    for (int s = 0; s < sets; ++s) {
-      auto p = ssmkit::make_selective_scan_params(c.dtype, c.B, c.D, c.L, c.N);
-      void* u = alloc(nx * es); fill(u, nx, c.dtype, 100 + s, -1.f, 1.f);
-      void* dl = alloc(nx * es); fill(dl, nx, c.dtype, 200 + s, -3.f, 0.5f);
-      void* Bm = alloc(nbc * es); fill(Bm, nbc, c.dtype, 300 + s, -1.f, 1.f);
-      void* Cm = alloc(nbc * es); fill(Cm, nbc, c.dtype, 400 + s, -1.f, 1.f);
-      p.u = u; p.delta = dl; p.B = Bm; p.C = Cm; p.A = A; p.D = Dv; p.delta_bias = bias; p.delta_softplus = true;
-      if (c.z) { void* z = alloc(nx * es); fill(z, nx, c.dtype, 500 + s, -2.f, 2.f); p.z = z; }
-      p.out = out;
-      size_t ws_bytes = 0;
-      const ssmkit::Status wst = ssmkit::selective_scan_workspace_size(p, ws_bytes);
-      if (!wst.ok()) { std::fprintf(stderr, "%s: %s\n", label, wst.message()); return 1; }
-      if (ws_bytes) { p.workspace = alloc(ws_bytes); p.workspace_bytes = ws_bytes; }
-      ps.push_back(p);
-    }
-    BENCH_CUDA(cudaDeviceSynchronize());
-    const double ms = timer.median_ms([&](int i) {
-      const ssmkit::Status st = ssmkit::selective_scan_fwd(ps[i % sets], nullptr);
-      if (!st.ok()) { std::fprintf(stderr, "%s: %s\n", label, st.message()); std::exit(1); }
-    }, reps);
-    BENCH_CUDA(cudaDeviceSynchronize());
-    for (void* p : bufs) BENCH_CUDA(cudaFree(p));
-    const double bytes = double(nx) * (c.z ? 4 : 3) * es + 2.0 * nbc * es;
-    Result r{c, ms, nx / (ms * 1e-3) / 1e9, 100.0 * bytes / (ms * 1e-3) / (copy_gbs * 1e9),
-             100.0 * (double(nx) * c.N / exp2_per_s) / (ms * 1e-3)};
-    results.push_back(r);
-    std::printf("%-52s %8.4f ms %7.1f Gelem/s %5.1f%% copy BW %5.1f%% exp2 bound  (mamba-ssm %.3f ms: %.2fx)\n", label, ms,
-                r.gelems, r.pct_bw, r.pct_exp2, c.anchor_ms, c.anchor_ms / ms);
-    std::fflush(stdout);
-  }
+  for (auto bench : kBenches) bench(ctx);
 
   // JSON.
   std::ostringstream js;
   js << "{\n  \"device\": \"" << prop.name << "\",\n  \"sms\": " << prop.multiProcessorCount
      << ",\n  \"sm_clock_mhz\": " << sm_clock_khz / 1000 << ",\n  \"cuda_runtime\": " << rt
-     << ",\n  \"driver\": " << drv << ",\n  \"date\": \"" << date << "\",\n  \"copy_gbs\": " << copy_gbs
-     << ",\n  \"exp2_per_s\": " << exp2_per_s << ",\n  \"cases\": [\n";
-  for (size_t i = 0; i < results.size(); ++i) {
-    const Result& r = results[i];
-    js << "    {\"op\": \"selective_scan_fwd\", \"name\": \"" << r.c.name << "\", \"dtype\": \"" << dtype_name(r.c.dtype)
-       << "\", \"B\": " << r.c.B << ", \"D\": " << r.c.D << ", \"L\": " << r.c.L << ", \"N\": " << r.c.N
-       << ", \"z\": " << (r.c.z ? "true" : "false") << ", \"ms\": " << r.ms << ", \"gelems\": " << r.gelems
-       << ", \"pct_copy_bw\": " << r.pct_bw << ", \"pct_exp2\": " << r.pct_exp2 << ", \"anchor_ms\": " << r.c.anchor_ms
-       << "}" << (i + 1 < results.size() ? "," : "") << "\n";
+     << ",\n  \"driver\": " << drv << ",\n  \"date\": \"" << date << "\",\n  \"copy_gbs\": " << ctx.copy_gbs
+     << ",\n  \"exp2_per_s\": " << ctx.exp2_per_s << ",\n  \"cases\": [\n";
+  for (size_t i = 0; i < ctx.rows.size(); ++i) {
+    const Row& r = ctx.rows[i];
+    js << "    {\"op\": \"" << r.op << "\", \"name\": \"" << r.name << "\", \"dtype\": \"" << r.dtype
+       << "\", \"shape\": \"" << r.shape << "\", \"ms\": " << r.ms << ", \"gelems\": " << r.gelems
+       << ", \"pct_copy_bw\": " << r.pct_bw << ", \"pct_exp2\": " << r.pct_exp2 << ", \"anchor_ms\": " << r.anchor_ms
+       << "}" << (i + 1 < ctx.rows.size() ? "," : "") << "\n";
   }
   js << "  ]\n}\n";
   if (!json_path.empty()) {

@@ -1,0 +1,115 @@
+/*
+ * ssmkit — state-space model kernels for CUDA.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+// Shared pieces of ssmkit's benchmark program: timing, device fills, the run context with the
+// measured ceilings, and the result rows every op's cases append to.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <ssmkit/types.cuh>
+
+#define BENCH_CUDA(call)                                                                         \
+  do {                                                                                           \
+    cudaError_t e_ = (call);                                                                     \
+    if (e_ != cudaSuccess) {                                                                     \
+      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                              \
+    }                                                                                            \
+  } while (0)
+
+namespace ssmkit_bench {
+
+// Median of CUDA-event times of f(i) over `reps` runs after three warm-ups.
+struct Timer {
+  cudaEvent_t a, b;
+  Timer() { BENCH_CUDA(cudaEventCreate(&a)); BENCH_CUDA(cudaEventCreate(&b)); }
+  ~Timer() { cudaEventDestroy(a); cudaEventDestroy(b); }
+  template <typename F>
+  double median_ms(F&& f, int reps, cudaStream_t s = nullptr) {
+    std::vector<double> t;
+    for (int i = 0; i < 3; ++i) f(i);
+    for (int i = 0; i < reps; ++i) {
+      BENCH_CUDA(cudaEventRecord(a, s));
+      f(i);
+      BENCH_CUDA(cudaEventRecord(b, s));
+      BENCH_CUDA(cudaEventSynchronize(b));
+      float ms = 0;
+      BENCH_CUDA(cudaEventElapsedTime(&ms, a, b));
+      t.push_back(ms);
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  }
+};
+
+__global__ inline void fill_kernel(void* p, size_t n, uint32_t seed, float lo, float hi, int dtype) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    uint32_t x = uint32_t(i) * 0x9E3779B1u ^ uint32_t(i >> 32) * 0x85EBCA77u ^ seed;
+    x ^= x >> 15; x *= 0x2C1B3C6Du; x ^= x >> 12; x *= 0x297A2D39u; x ^= x >> 15;
+    const float v = lo + (hi - lo) * (x >> 8) * (1.f / 16777216.f);
+    if (dtype == 0) static_cast<float*>(p)[i] = v;
+    else if (dtype == 1) static_cast<__half*>(p)[i] = __float2half(v);
+    else static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16(v);
+  }
+}
+
+// Fills n elements of dtype t with uniform values in [lo, hi) (never zeros by construction).
+inline void fill(void* p, size_t n, ssmkit::DType t, uint32_t seed, float lo, float hi) {
+  fill_kernel<<<2048, 256>>>(p, n, seed, lo, hi, static_cast<int>(t));
+  BENCH_CUDA(cudaGetLastError());
+}
+
+inline std::string dtype_name(ssmkit::DType t) {
+  return t == ssmkit::DType::kFloat32 ? "fp32" : t == ssmkit::DType::kFloat16 ? "fp16" : "bf16";
+}
+
+// One measured case. pct_* are negative where the column does not apply.
+struct Row {
+  std::string op;      // e.g. "selective_scan_fwd"
+  std::string name;    // model shape it comes from, e.g. "mamba-130m train"
+  std::string dtype;   // "bf16", ...
+  std::string shape;   // e.g. "B8 D1536 L2048 N16"
+  double ms = 0;       // median kernel time (or graph replay time)
+  double gelems = -1;  // G elements / s, where meaningful
+  double pct_bw = -1;  // % of measured copy bandwidth
+  double pct_exp2 = -1;  // % of the exp2 bound
+  double anchor_ms = 0;  // reference implementation on an H100 (ANCHORS.md), 0 if none
+};
+
+// What every op's benchmark function receives.
+struct Context {
+  cudaDeviceProp prop{};
+  double copy_gbs = 0;    // measured device-to-device copy, bytes read + written per second / 1e9
+  double exp2_per_s = 0;  // measured MUFU ex2 rate
+  std::string filter;     // only cases whose label contains it
+  int reps = 20;
+  Timer timer;
+  std::vector<Row> rows;
+
+  bool selected(const std::string& label) const { return filter.empty() || label.find(filter) != std::string::npos; }
+
+  // Records and prints a row.
+  void add(const Row& r) {
+    rows.push_back(r);
+    char pb[32] = "", pe[32] = "", ge[32] = "", an[64] = "";
+    if (r.pct_bw >= 0) std::snprintf(pb, sizeof pb, "%5.1f%% copy BW", r.pct_bw);
+    if (r.pct_exp2 >= 0) std::snprintf(pe, sizeof pe, "%5.1f%% exp2 bound", r.pct_exp2);
+    if (r.gelems >= 0) std::snprintf(ge, sizeof ge, "%7.1f Gelem/s", r.gelems);
+    if (r.anchor_ms > 0) std::snprintf(an, sizeof an, "(reference %.4f ms: %.2fx)", r.anchor_ms, r.anchor_ms / r.ms);
+    std::printf("%-22s %-30s %-4s %-24s %9.4f ms %s %s %s %s\n", r.op.c_str(), r.name.c_str(), r.dtype.c_str(),
+                r.shape.c_str(), r.ms, ge, pb, pe, an);
+    std::fflush(stdout);
+  }
+};
+
+}  // namespace ssmkit_bench
