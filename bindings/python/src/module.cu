@@ -489,6 +489,13 @@ int cuda_device_count() {
 
 }  // namespace
 
+// Further ops, one file each, written with the helpers above (DLArg, value_error, ...); each
+// defines `void register_<op>(py::module_& m)`.
+namespace {
+#include "conv1d.inc"
+#include "decode.inc"
+}  // namespace
+
 PYBIND11_MODULE(_ssmkit, m) {
   m.doc() = "ssmkit CUDA kernels on DLPack tensors (low-level; use ssmkit.selective_scan_fn).";
   m.attr("__version__") = kVersionString;
@@ -511,6 +518,9 @@ A (dim, dstate) float32; B and C (dim, dstate) float32 or (batch, n_groups, dsta
 in u's dtype; D, delta_bias (dim,) float32; h0, last_state (batch, dim, dstate) float32.
 Invalid arguments raise ValueError naming the argument; CUDA failures raise RuntimeError.
 Capsules are consumed.)doc");
+
+  register_conv1d(m);
+  register_decode(m);
 
   m.def("cuda_device_count", &cuda_device_count,
         "Number of visible CUDA devices (0 when there is no device or driver).");
