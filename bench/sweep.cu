@@ -64,17 +64,15 @@ void run(const Shape& s, double exp2_rate) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char**) {
   const double rate = 4.15e12;  // H100 ex2.approx rate measured by ssmkit_bench
   for (Shape s : {Shape{8, 1536, 2048, 16}, Shape{8, 5120, 2048, 16}, Shape{1, 5120, 4096, 16}}) {
     run<16, 4, 32, 128>(s, rate);
     run<16, 4, 64, 128>(s, rate);
     run<16, 4, 32, 64>(s, rate);
-    run<16, 4, 32, 256>(s, rate);
     run<16, 8, 32, 128>(s, rate);
-    run<16, 16, 32, 128>(s, rate);
-    run<16, 16, 32, 64>(s, rate);
   }
+  if (argc > 1) return 0;  // state size 16 only
   run<64, 16, 32, 128>(Shape{4, 2048, 2048, 64}, rate);
   run<64, 8, 32, 128>(Shape{4, 2048, 2048, 64}, rate);
   run<64, 16, 32, 64>(Shape{4, 2048, 2048, 64}, rate);
