@@ -15,11 +15,6 @@
 #include "../thread/scan_step.cuh"
 #include "../types.cuh"
 
-//! Groups of four time steps the selective-scan recurrence unrolls (a tuning knob).
-#ifndef SSMKIT_SCAN_STEP_UNROLL
-#define SSMKIT_SCAN_STEP_UNROLL 2
-#endif
-
 SSMKIT_NAMESPACE_BEGIN
 
 //! Compile-time configuration of the selective-scan forward kernel.
@@ -57,8 +52,6 @@ struct SelectiveScanTraits {
   static constexpr int kBCVecsPerThread = (kNState * kVecsPerRow + kThreads - 1) / kThreads;
   //! Blocks per SM the register budget is sized for (__launch_bounds__).
   static constexpr int kMinBlocksPerSM = ((kNState_ <= 32 ? 512 : 384) + kThreads_ - 1) / kThreads_;
-  //! Groups of four steps the recurrence loop unrolls.
-  static constexpr int kStepUnroll = SSMKIT_SCAN_STEP_UNROLL < kTileLen / 4 ? SSMKIT_SCAN_STEP_UNROLL : kTileLen / 4;
   static constexpr int kRow = kTileLen + 4;   //!< Padded per-channel row (floats).
   static constexpr int kBCRow = kNState + 4;  //!< Padded B/C row (floats).
 
@@ -305,7 +298,7 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     // memory only; otherwise the constant values in registers stand in.
     auto recurrence = [&](auto var_bc) {
       constexpr bool kVarBC = decltype(var_bc)::value;
-#pragma unroll Traits::kStepUnroll
+#pragma unroll 2
       for (int t = 0; t < kL; t += 4) {
         const float4 dt4 = *reinterpret_cast<const float4*>(&smem.dt[c][t]);
         const float4 dtu4 = *reinterpret_cast<const float4*>(&smem.dtu[c][t]);
