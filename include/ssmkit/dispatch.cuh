@@ -61,4 +61,37 @@ Status dispatch_scan_dstate(int64_t dstate, F&& f) {
                        static_cast<long long>(dstate));
 }
 
+//! Calls @p f(std::integral_constant<int, kWidth>{}) with the causal conv1d width @p width.
+//! @return what @p f returns, or kInvalidArgument if width is outside [1, 8].
+template <typename F>
+Status dispatch_conv_width(int64_t width, F&& f) {
+  switch (width) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 5: return f(std::integral_constant<int, 5>{});
+    case 6: return f(std::integral_constant<int, 6>{});
+    case 7: return f(std::integral_constant<int, 7>{});
+    case 8: return f(std::integral_constant<int, 8>{});
+    default: break;
+  }
+  return Status::Error(StatusCode::kInvalidArgument, "width must be in [1, 8], got %lld",
+                       static_cast<long long>(width));
+}
+
+//! Calls @p f(TypeTag<TW>{}) with the conv1d weight type for inputs of type @p T: either T
+//! itself or float (the two combinations the conv1d kernels are compiled for).
+//! @return what @p f returns, or kNotSupported naming weight_dtype for any other type.
+template <typename T, typename F>
+Status dispatch_conv_weight_dtype(DType weight_dtype, F&& f) {
+  if (weight_dtype == TypeTraits<T>::kDType) return f(TypeTag<T>{});
+  if constexpr (!std::is_same<T, float>::value) {
+    if (weight_dtype == DType::kFloat32) return f(TypeTag<float>{});
+  }
+  return Status::Error(StatusCode::kNotSupported,
+                       "weight_dtype: weight must be %s (like x) or float32, got %s",
+                       to_string(TypeTraits<T>::kDType), to_string(weight_dtype));
+}
+
 SSMKIT_NAMESPACE_END

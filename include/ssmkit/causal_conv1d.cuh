@@ -1,0 +1,195 @@
+/*
+ * ssmkit — state-space model kernels for CUDA.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+//! @file causal_conv1d.cuh
+//! @brief Causal depthwise conv1d: forward (channel-first and channel-last) and the decode
+//! update; parameters, validation and launchers.
+//!
+//! Three levels of use:
+//! - the block device function BlockConv1dTile (block/conv1d_tile.cuh), to convolve a tile
+//!   of a channel row inside your own kernel;
+//! - the kernel templates with CausalConv1dTraits (kernel/causal_conv1d.cuh);
+//! - host launchers: causal_conv1d_fwd<T, TW, kWidth, kChannelLast, kTileLen>() and
+//!   causal_conv1d_update<T, TW, kWidth>() with everything fixed at compile time, and
+//!   causal_conv1d_fwd() / causal_conv1d_update() that dispatch on the run-time dtypes,
+//!   width and layout.
+//!
+//! Parameters (CausalConv1dParams, CausalConv1dUpdateParams) and can_implement() are in
+//! causal_conv1d_params.cuh, included here.
+#pragma once
+
+#include <cstdint>
+
+#include "causal_conv1d_params.cuh"
+#include "config.cuh"
+#include "dispatch.cuh"
+#include "kernel/causal_conv1d.cuh"
+#include "status.cuh"
+#include "types.cuh"
+
+SSMKIT_NAMESPACE_BEGIN
+
+//! Default tile length of the conv1d forward: channel-first two 16-byte vectors per thread of
+//! a 128-thread block (2048 positions for 2-byte types, 1024 for float); channel-last 128
+//! positions.
+template <typename T, bool kChannelLast>
+struct ConvDefaultConfig {
+  //! Positions per tile.
+  static constexpr int kTileLen = kChannelLast ? 128 : 128 * 2 * kVecElems<T>;
+};
+
+namespace detail {
+
+template <typename T, typename TW>
+Status check_conv_types(DType dtype, DType weight_dtype) {
+  if (dtype != TypeTraits<T>::kDType)
+    return Status::Error(StatusCode::kInvalidArgument,
+                         "dtype: the arguments are %s but this launcher is compiled for %s",
+                         to_string(dtype), to_string(TypeTraits<T>::kDType));
+  if (weight_dtype != TypeTraits<TW>::kDType)
+    return Status::Error(StatusCode::kInvalidArgument,
+                         "weight_dtype: the weight is %s but this launcher is compiled for %s",
+                         to_string(weight_dtype), to_string(TypeTraits<TW>::kDType));
+  return Status::Ok();
+}
+
+}  // namespace detail
+
+//! Launches the causal conv1d forward with every configuration choice fixed at compile time.
+//! Validates @p p with can_implement() first; never throws.
+//! @tparam T            element type of x, out and the states; must match p.dtype
+//! @tparam TW           element type of weight and bias; must match p.weight_dtype
+//! @tparam kWidth       filter taps; must equal p.width
+//! @tparam kChannelLast layout; must match causal_conv1d_is_channel_last(p)
+//! @tparam kTileLen     positions per tile
+//! @param[in] p      the call's arguments
+//! @param[in] stream stream to launch on
+template <typename T, typename TW, int kWidth, bool kChannelLast,
+          int kTileLen = ConvDefaultConfig<T, kChannelLast>::kTileLen>
+Status causal_conv1d_fwd(const CausalConv1dParams& p, cudaStream_t stream) {
+  using Traits = CausalConv1dTraits<T, TW, kWidth, kTileLen, kChannelLast>;
+  SSMKIT_TRY(can_implement(p));
+  SSMKIT_TRY((detail::check_conv_types<T, TW>(p.dtype, p.weight_dtype)));
+  if (p.width != kWidth)
+    return Status::Error(StatusCode::kInvalidArgument,
+                         "width %lld differs from this launcher's width %d",
+                         static_cast<long long>(p.width), kWidth);
+  if (causal_conv1d_is_channel_last(p) != kChannelLast)
+    return Status::Error(StatusCode::kInvalidArgument,
+                         "x: the layout is %s but this launcher is compiled for %s",
+                         kChannelLast ? "channel-first" : "channel-last",
+                         kChannelLast ? "channel-last" : "channel-first");
+  const int64_t grid = Traits::grid_size(p);
+  if (grid > 0x7fffffff)
+    return Status::Error(StatusCode::kInvalidArgument,
+                         "batch * dim * seqlen is too large for one launch (%lld blocks)",
+                         static_cast<long long>(grid));
+  if constexpr (kChannelLast)
+    causal_conv1d_fwd_channel_last_kernel<Traits>
+        <<<static_cast<unsigned>(grid), Traits::kThreads, 0, stream>>>(p);
+  else
+    causal_conv1d_fwd_channel_first_kernel<Traits>
+        <<<static_cast<unsigned>(grid), Traits::kThreads, 0, stream>>>(p);
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) return Status::FromCuda(e, "causal_conv1d_fwd kernel");
+#if SSMKIT_DEBUG_SYNC
+  SSMKIT_CUDA_TRY(cudaStreamSynchronize(stream));
+#endif
+  return Status::Ok();
+}
+
+//! Launches the causal conv1d decode update with the types and width fixed at compile time.
+//! Validates @p p with can_implement() first; never throws. Safe to capture in a CUDA graph.
+//! @tparam T      element type of x, out and conv_state; must match p.dtype
+//! @tparam TW     element type of weight and bias; must match p.weight_dtype
+//! @tparam kWidth filter taps; must equal p.width
+//! @param[in] p      the call's arguments
+//! @param[in] stream stream to launch on
+template <typename T, typename TW, int kWidth>
+Status causal_conv1d_update(const CausalConv1dUpdateParams& p, cudaStream_t stream) {
+  SSMKIT_TRY(can_implement(p));
+  SSMKIT_TRY((detail::check_conv_types<T, TW>(p.dtype, p.weight_dtype)));
+  if (p.width != kWidth)
+    return Status::Error(StatusCode::kInvalidArgument,
+                         "width %lld differs from this launcher's width %d",
+                         static_cast<long long>(p.width), kWidth);
+  const int64_t grid = (p.batch * p.dim + kConvUpdateThreads - 1) / kConvUpdateThreads;
+  if (grid > 0x7fffffff)
+    return Status::Error(StatusCode::kInvalidArgument,
+                         "batch * dim is too large for one launch (%lld blocks)",
+                         static_cast<long long>(grid));
+  causal_conv1d_update_kernel<T, TW, kWidth>
+      <<<static_cast<unsigned>(grid), kConvUpdateThreads, 0, stream>>>(p);
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) return Status::FromCuda(e, "causal_conv1d_update_kernel");
+#if SSMKIT_DEBUG_SYNC
+  SSMKIT_CUDA_TRY(cudaStreamSynchronize(stream));
+#endif
+  return Status::Ok();
+}
+
+namespace detail {
+
+//! Run-time weight type, width and layout dispatch of the forward for one element type
+//! (explicitly instantiated per dtype by projects that want one translation unit per dtype;
+//! see SSMKIT_EXTERN_INSTANCES).
+template <typename T>
+Status causal_conv1d_fwd_for_dtype(const CausalConv1dParams& p, cudaStream_t stream) {
+  const bool last = causal_conv1d_is_channel_last(p);
+  return dispatch_conv_weight_dtype<T>(p.weight_dtype, [&](auto wt) {
+    using TW = typename decltype(wt)::type;
+    return dispatch_conv_width(p.width, [&](auto w) {
+      constexpr int kW = decltype(w)::value;
+      return last ? causal_conv1d_fwd<T, TW, kW, true>(p, stream)
+                  : causal_conv1d_fwd<T, TW, kW, false>(p, stream);
+    });
+  });
+}
+
+//! Run-time weight type and width dispatch of the update for one element type.
+template <typename T>
+Status causal_conv1d_update_for_dtype(const CausalConv1dUpdateParams& p, cudaStream_t stream) {
+  return dispatch_conv_weight_dtype<T>(p.weight_dtype, [&](auto wt) {
+    using TW = typename decltype(wt)::type;
+    return dispatch_conv_width(p.width, [&](auto w) {
+      return causal_conv1d_update<T, TW, decltype(w)::value>(p, stream);
+    });
+  });
+}
+
+}  // namespace detail
+
+#if defined(SSMKIT_EXTERN_INSTANCES)
+// The including project instantiates these in translation units of its own, one per dtype.
+extern template Status detail::causal_conv1d_fwd_for_dtype<float>(const CausalConv1dParams&, cudaStream_t);
+extern template Status detail::causal_conv1d_fwd_for_dtype<__half>(const CausalConv1dParams&, cudaStream_t);
+extern template Status detail::causal_conv1d_fwd_for_dtype<__nv_bfloat16>(const CausalConv1dParams&, cudaStream_t);
+extern template Status detail::causal_conv1d_update_for_dtype<float>(const CausalConv1dUpdateParams&, cudaStream_t);
+extern template Status detail::causal_conv1d_update_for_dtype<__half>(const CausalConv1dUpdateParams&, cudaStream_t);
+extern template Status detail::causal_conv1d_update_for_dtype<__nv_bfloat16>(const CausalConv1dUpdateParams&, cudaStream_t);
+#endif
+
+//! Launches the causal conv1d forward, choosing the kernel from the run-time p.dtype,
+//! p.weight_dtype, p.width and the layout of x. Validates @p p first; never throws.
+//! @param[in] p      the call's arguments
+//! @param[in] stream stream to launch on
+inline Status causal_conv1d_fwd(const CausalConv1dParams& p, cudaStream_t stream) {
+  SSMKIT_TRY(can_implement(p));
+  return dispatch_dtype(p.dtype, "dtype", [&](auto tag) {
+    return detail::causal_conv1d_fwd_for_dtype<typename decltype(tag)::type>(p, stream);
+  });
+}
+
+//! Launches the causal conv1d decode update, choosing the kernel from the run-time p.dtype,
+//! p.weight_dtype and p.width. Validates @p p first; never throws.
+//! @param[in] p      the call's arguments
+//! @param[in] stream stream to launch on
+inline Status causal_conv1d_update(const CausalConv1dUpdateParams& p, cudaStream_t stream) {
+  SSMKIT_TRY(can_implement(p));
+  return dispatch_dtype(p.dtype, "dtype", [&](auto tag) {
+    return detail::causal_conv1d_update_for_dtype<typename decltype(tag)::type>(p, stream);
+  });
+}
+
+SSMKIT_NAMESPACE_END
