@@ -247,6 +247,7 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
       int cv, tv;
       const bool ok = vec_of(j, cv, tv);
       if (Traits::kVecsPerTile % Traits::kThreads == 0 || tid + j * Traits::kThreads < Traits::kVecsPerTile) {
+        float dts[kV], dtus[kV];
 #pragma unroll
         for (int i = 0; i < kV; ++i) {
           float dt = 0.f, uu = 0.f;
@@ -256,8 +257,14 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
             if (p.delta_softplus) dt = softplus_fast(dt);
           }
           u_keep[j][i] = uu;
-          smem.dt[cv][tv + i] = dt;
-          smem.dtu[cv][tv + i] = dt * uu;
+          dts[i] = dt;
+          dtus[i] = dt * uu;
+        }
+        // 16-byte stores: rows are 16-byte aligned and tv is a multiple of the vector width.
+#pragma unroll
+        for (int i = 0; i < kV; i += 4) {
+          *reinterpret_cast<float4*>(&smem.dt[cv][tv + i]) = make_float4(dts[i], dts[i + 1], dts[i + 2], dts[i + 3]);
+          *reinterpret_cast<float4*>(&smem.dtu[cv][tv + i]) = make_float4(dtus[i], dtus[i + 1], dtus[i + 2], dtus[i + 3]);
         }
       }
     }
