@@ -7,9 +7,13 @@
 #pragma once
 
 #include "block/block_scan.cuh"
+#include "block/conv1d_tile.cuh"
+#include "causal_conv1d.cuh"
+#include "causal_conv1d_params.cuh"
 #include "config.cuh"
 #include "dispatch.cuh"
 #include "math.cuh"
+#include "reference/causal_conv1d.cuh"
 #include "reference/selective_scan.cuh"
 #include "reference/selective_state_update.cuh"
 #include "selective_scan.cuh"
