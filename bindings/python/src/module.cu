@@ -149,6 +149,8 @@ class DLArg {
   bool present() const { return t_ != nullptr; }
   const std::string& name() const { return name_; }
   int ndim() const { return t_->ndim; }
+  //! Bytes per element.
+  int64_t itemsize() const { return (int64_t(t_->dtype.bits) * t_->dtype.lanes + 7) / 8; }
   int64_t size(int i) const { return t_->shape[i]; }
   std::vector<int64_t> shape() const { return std::vector<int64_t>(t_->shape, t_->shape + t_->ndim); }
   const dl::Device& device() const { return t_->device; }
@@ -265,9 +267,11 @@ class DeviceGuard {
 void selective_scan_fwd(py::object u_obj, py::object delta_obj, py::object A_obj, py::object B_obj,
                         py::object C_obj, py::object D_obj, py::object z_obj,
                         py::object delta_bias_obj, bool delta_softplus, py::object h0_obj,
-                        py::object out_obj, py::object last_state_obj, py::object stream_obj) {
+                        py::object out_obj, py::object last_state_obj, py::object stream_obj,
+                        py::object workspace_obj) {
   // Consume every capsule first, so that each one is released whatever fails later.
-  DLArg u, delta, A, B, C, D, z, delta_bias, h0, out, last_state;
+  DLArg u, delta, A, B, C, D, z, delta_bias, h0, out, last_state, workspace;
+  if (!workspace_obj.is_none()) workspace.consume(workspace_obj, "workspace");
   u.consume(u_obj, "u");
   delta.consume(delta_obj, "delta");
   A.consume(A_obj, "A");
@@ -463,6 +467,15 @@ void selective_scan_fwd(py::object u_obj, py::object delta_obj, py::object A_obj
 
   const ssmkit::Status check = ssmkit::can_implement(p);
   if (!check.ok()) value_error(check.message());
+  if (workspace.present()) {
+    if (workspace.ndim() != 1 || workspace.stride(0) != 1)
+      value_error("workspace must be a contiguous 1-D tensor");
+    if (workspace.device().device_type != dl::kCUDA || workspace.device().device_id != device)
+      value_error("workspace must be on the same CUDA device as u");
+    p.workspace = workspace.data();
+    p.workspace_bytes = static_cast<size_t>(workspace.size(0)) * workspace.itemsize();
+    if (!ssmkit::is_aligned(p.workspace, 16)) value_error("workspace must be 16-byte aligned");
+  }
 
   ssmkit::Status st;
   {
@@ -475,6 +488,30 @@ void selective_scan_fwd(py::object u_obj, py::object delta_obj, py::object A_obj
     throw std::runtime_error(st.message());
   }
   // The DLArg destructors release the managed tensors here, with the GIL held.
+}
+
+// Bytes of workspace the selective scan can use for these sizes on `device` (0: none needed).
+// Sizing needs no tensors: the arguments are checked with placeholder pointers.
+size_t selective_scan_workspace_bytes(int64_t batch, int64_t dim, int64_t seqlen, int64_t dstate,
+                                      int64_t n_groups, const std::string& dtype, int device) {
+  ssmkit::DType t;
+  if (dtype == "float32") t = ssmkit::DType::kFloat32;
+  else if (dtype == "float16") t = ssmkit::DType::kFloat16;
+  else if (dtype == "bfloat16") t = ssmkit::DType::kBFloat16;
+  else value_error("dtype must be float32, float16 or bfloat16, got " + dtype);
+  auto p = ssmkit::make_selective_scan_params(t, batch, dim, seqlen, dstate, n_groups);
+  alignas(16) static const unsigned char placeholder[16] = {};
+  p.u = p.delta = p.B = p.C = placeholder;
+  p.A = reinterpret_cast<const float*>(placeholder);
+  p.out = const_cast<unsigned char*>(placeholder);
+  size_t bytes = 0;
+  DeviceGuard guard(device);
+  const ssmkit::Status st = ssmkit::selective_scan_workspace_size(p, bytes);
+  if (!st.ok()) {
+    if (st.code() == ssmkit::StatusCode::kInvalidArgument) value_error(st.message());
+    throw std::runtime_error(st.message());
+  }
+  return bytes;
 }
 
 int cuda_device_count() {
@@ -508,6 +545,7 @@ PYBIND11_MODULE(_ssmkit, m) {
         py::arg("B"), py::arg("C"), py::arg("D").none(true), py::arg("z").none(true),
         py::arg("delta_bias").none(true), py::arg("delta_softplus"), py::arg("h0").none(true),
         py::arg("out"), py::arg("last_state").none(true), py::arg("stream").none(true),
+        py::arg("workspace") = py::none(),
         R"doc(Enqueue the selective-scan forward on `stream`.
 
 Every tensor argument is a DLPack capsule (or an object with __dlpack__) of a CUDA tensor;
@@ -516,8 +554,16 @@ preallocated. `stream` is a cudaStream_t as an int (0 = legacy default stream). 
 u, delta, z, out (batch, dim, seqlen) in one dtype (float32, float16 or bfloat16);
 A (dim, dstate) float32; B and C (dim, dstate) float32 or (batch, n_groups, dstate, seqlen)
 in u's dtype; D, delta_bias (dim,) float32; h0, last_state (batch, dim, dstate) float32.
+`workspace` (optional, a 1-D CUDA tensor of at least selective_scan_workspace_bytes(...)
+bytes) avoids a stream-ordered allocation when the launch cuts the sequence into ranges.
 Invalid arguments raise ValueError naming the argument; CUDA failures raise RuntimeError.
 Capsules are consumed.)doc");
+
+  m.def("selective_scan_workspace_bytes", &selective_scan_workspace_bytes, py::arg("batch"),
+        py::arg("dim"), py::arg("seqlen"), py::arg("dstate"), py::arg("n_groups"),
+        py::arg("dtype"), py::arg("device"),
+        "Bytes of workspace selective_scan_fwd can use for these sizes on CUDA device `device` "
+        "(0 when the launch does not cut the sequence into ranges).");
 
   register_conv1d(m);
   register_decode(m);

@@ -172,13 +172,34 @@ def selective_scan_fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_
             last_state = (cupy.empty((batch, dim, dstate), dtype=cupy.float32)
                           if return_last_state else None)
 
+    # Workspace for launches that cut the sequence into ranges, from the caller's framework
+    # (the kernel would otherwise take stream-ordered memory on every call).
+    workspace = None
+    n_groups = int(B.shape[1]) if B.ndim == 4 else (int(C.shape[1]) if C.ndim == 4 else 1)
+    dtype_name = {"torch.float32": "float32", "torch.float16": "float16",
+                  "torch.bfloat16": "bfloat16", "float32": "float32",
+                  "float16": "float16"}.get(str(u.dtype))
+    if dtype_name is not None:
+        device_index = u.device.index if fw == "torch" else u.device.id
+        try:
+            nbytes = _ssmkit.selective_scan_workspace_bytes(batch, dim, seqlen, dstate, n_groups,
+                                                             dtype_name, int(device_index or 0))
+        except ValueError:
+            nbytes = 0  # the launch below reports the argument at fault
+        if nbytes:
+            if fw == "torch":
+                workspace = torch.empty((nbytes,), dtype=torch.uint8, device=u.device)
+            else:
+                with u.device:
+                    workspace = cupy.empty((nbytes,), dtype=cupy.uint8)
+
     try:
         _ssmkit.selective_scan_fwd(
             _capsule(u, fw, stream), _capsule(delta, fw, stream), _capsule(A, fw, stream),
             _capsule(B, fw, stream), _capsule(C, fw, stream), _capsule(D, fw, stream),
             _capsule(z, fw, stream), _capsule(delta_bias, fw, stream), bool(delta_softplus),
             _capsule(initial_state, fw, stream), _capsule(out, fw, stream),
-            _capsule(last_state, fw, stream), stream)
+            _capsule(last_state, fw, stream), stream, _capsule(workspace, fw, stream))
     except ValueError as e:
         msg = str(e)
         if msg.startswith("h0"):  # the kernel's name for the initial state

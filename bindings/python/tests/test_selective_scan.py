@@ -552,3 +552,19 @@ def test_cupy_arrays():
     ref_out, ref_last = run_ref(x, True, True)
     assert_close_scaled(torch.from_dlpack(out), ref_out, TOL["float32"])
     assert_close_scaled(torch.from_dlpack(last), ref_last, 1e-4, "last_state")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_split_sequence_workspace(dtype):
+    # Few channels and a long sequence: the launch cuts the sequence into ranges and the
+    # package passes a workspace from the caller's framework.
+    cfg = dict(BASE, batch=1, dim=8, seqlen=4000, h0=True)
+    nbytes = _ssmkit.selective_scan_workspace_bytes(1, 8, 4000, cfg["dstate"], cfg["groups"],
+                                                   dtype, torch.cuda.current_device())
+    assert nbytes > 0
+    x = make_inputs(cfg, dtype, seed=11)
+    out, last = run_ssmkit(x, True, True)
+    ref, ref_last = run_ref(x, True, True)
+    assert_close_scaled(out, ref, TOL[dtype])
+    assert_close_scaled(last, ref_last, 1e-4, "last_state")
