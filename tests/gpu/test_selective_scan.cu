@@ -14,6 +14,24 @@ using ssmkit::DType;
 
 namespace {
 
+// Compares the problem's device out (and last_state, when requested) with the reference.
+void expect_matches_reference(const ScanProblem& pb) {
+  std::vector<double> ref, ref_last;
+  pb.reference(ref, ref_last);
+  double rtol, atol;
+  tolerances(pb.c.dtype, rtol, atol);
+  const HostTensor out = pb.download_out();
+  const ErrorStats es = compare([&](size_t i) { return pb.out_at(out, i); }, ref, rtol, atol);
+  INFO("out: " << es.describe());
+  CHECK(es.failures == 0);
+  if (pb.c.last) {
+    const std::vector<float> last = pb.download_last();
+    const ErrorStats ls = compare([&](size_t i) { return double(last[i]); }, ref_last, 2e-4, 2e-5);
+    INFO("last_state: " << ls.describe());
+    CHECK(ls.failures == 0);
+  }
+}
+
 // Runs the kernel through the run-time dispatcher and checks out and last_state.
 void check_case(const ScanCase& c) {
   INFO(c.name());
@@ -24,21 +42,7 @@ void check_case(const ScanCase& c) {
   INFO(st.message());
   REQUIRE(st.ok());
   SSMKIT_TEST_CUDA(cudaDeviceSynchronize());
-
-  std::vector<double> ref, ref_last;
-  pb.reference(ref, ref_last);
-  double rtol, atol;
-  tolerances(c.dtype, rtol, atol);
-  const HostTensor out = pb.download_out();
-  const ErrorStats es = compare([&](size_t i) { return pb.out_at(out, i); }, ref, rtol, atol);
-  INFO("out: " << es.describe());
-  CHECK(es.failures == 0);
-  if (c.last) {
-    const std::vector<float> last = pb.download_last();
-    const ErrorStats ls = compare([&](size_t i) { return double(last[i]); }, ref_last, 2e-4, 2e-5);
-    INFO("last_state: " << ls.describe());
-    CHECK(ls.failures == 0);
-  }
+  expect_matches_reference(pb);
 }
 
 const DType kTypes[] = {DType::kFloat32, DType::kFloat16, DType::kBFloat16};
@@ -190,18 +194,7 @@ TEST_CASE("selective scan: caller-provided workspace for a split sequence", "[gp
   pb.dlast.poison();
   REQUIRE(ssmkit::selective_scan_fwd(p, nullptr).ok());
   SSMKIT_TEST_CUDA(cudaDeviceSynchronize());
-  std::vector<double> ref, ref_last;
-  pb.reference(ref, ref_last);
-  double rtol, atol;
-  tolerances(c.dtype, rtol, atol);
-  const HostTensor out = pb.download_out();
-  const ErrorStats es = compare([&](size_t i) { return pb.out_at(out, i); }, ref, rtol, atol);
-  INFO(es.describe());
-  CHECK(es.failures == 0);
-  const std::vector<float> last = pb.download_last();
-  const ErrorStats ls = compare([&](size_t i) { return double(last[i]); }, ref_last, 2e-4, 2e-5);
-  INFO("last_state: " << ls.describe());
-  CHECK(ls.failures == 0);
+  expect_matches_reference(pb);
 }
 
 TEST_CASE("selective scan: compile-time launcher and CUDA graph capture", "[gpu][scan][graph][sanitize]") {
@@ -226,14 +219,7 @@ TEST_CASE("selective scan: compile-time launcher and CUDA graph capture", "[gpu]
   SSMKIT_TEST_CUDA(cudaGraphInstantiate(&exec, graph, 0));
   SSMKIT_TEST_CUDA(cudaGraphLaunch(exec, s));
   SSMKIT_TEST_CUDA(cudaStreamSynchronize(s));
-  std::vector<double> ref, ref_last;
-  pb.reference(ref, ref_last);
-  double rtol, atol;
-  tolerances(c.dtype, rtol, atol);
-  const HostTensor out = pb.download_out();
-  const ErrorStats es = compare([&](size_t i) { return pb.out_at(out, i); }, ref, rtol, atol);
-  INFO(es.describe());
-  CHECK(es.failures == 0);
+  expect_matches_reference(pb);
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaStreamDestroy(s);
