@@ -11,6 +11,7 @@
 #include <ssmkit/selective_scan.cuh>
 
 #include "bench_common.cuh"
+#include "selective_state_update.cuh"
 
 #include <algorithm>
 #include <cstdio>
@@ -124,7 +125,7 @@ void bench_selective_scan(Context& ctx) {
 }
 
 // Every op's cases, in the order they run. An op adds its function here.
-void (*const kBenches[])(Context&) = {bench_selective_scan};
+void (*const kBenches[])(Context&) = {bench_selective_scan, bench_selective_state_update};
 
 }  // namespace
 

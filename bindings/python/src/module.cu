@@ -22,6 +22,7 @@
 #include <vector>
 
 #include <ssmkit/selective_scan.cuh>
+#include <ssmkit/selective_state_update.cuh>
 
 #include "dlpack_abi.h"
 
