@@ -11,6 +11,7 @@
 #include <ssmkit/selective_scan.cuh>
 
 #include "bench_common.cuh"
+#include "causal_conv1d.cuh"
 #include "selective_state_update.cuh"
 
 #include <algorithm>
@@ -125,7 +126,8 @@ void bench_selective_scan(Context& ctx) {
 }
 
 // Every op's cases, in the order they run. An op adds its function here.
-void (*const kBenches[])(Context&) = {bench_selective_scan, bench_selective_state_update};
+void (*const kBenches[])(Context&) = {bench_selective_scan, bench_selective_state_update,
+                                      bench_causal_conv1d};
 
 }  // namespace
 
