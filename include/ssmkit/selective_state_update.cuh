@@ -34,7 +34,7 @@ SSMKIT_NAMESPACE_BEGIN
 //! @tparam kThreads         threads per block
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
-template <typename T, typename TState, int kNState, int kStatesPerThread = 8, int kThreads = 64>
+template <typename T, typename TState, int kNState, int kStatesPerThread = 16, int kThreads = 64>
 Status selective_state_update(const SelectiveStateUpdateParams& p, cudaStream_t stream) {
   using Traits = SelectiveStateUpdateTraits<T, TState, kNState, kStatesPerThread, kThreads>;
   SSMKIT_TRY(can_implement(p));
@@ -50,12 +50,15 @@ Status selective_state_update(const SelectiveStateUpdateParams& p, cudaStream_t 
     return Status::Error(StatusCode::kInvalidArgument,
                          "dstate %lld exceeds this launcher's state capacity %d",
                          static_cast<long long>(p.dstate), kNState);
-  const int64_t grid = Traits::grid_size(p);
-  if (grid > 0x7fffffff)
+  // x: the rows of one batch row; y (and z beyond 65535): the batch rows.
+  const int64_t gx = Traits::grid_x(p);
+  const int64_t gz = (p.batch + 65534) / 65535;
+  const int64_t gy = (p.batch + gz - 1) / gz;
+  if (gx > 0x7fffffff || gz > 65535)
     return Status::Error(StatusCode::kInvalidArgument,
-                         "batch * nheads * headdim is too large for one launch (%lld blocks)",
-                         static_cast<long long>(grid));
-  selective_state_update_kernel<Traits><<<static_cast<unsigned>(grid), Traits::kThreads, 0, stream>>>(p);
+                         "batch * nheads * headdim is too large for one launch");
+  const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(gz));
+  selective_state_update_kernel<Traits><<<grid, Traits::kThreads, 0, stream>>>(p);
   const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return Status::FromCuda(e, "selective_state_update_kernel");
 #if SSMKIT_DEBUG_SYNC

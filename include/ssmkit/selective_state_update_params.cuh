@@ -237,6 +237,9 @@ inline Status can_implement(const SelectiveStateUpdateParams& p) noexcept {
     return Status::Error(StatusCode::kInvalidArgument,
                          "ngroups must be >= 1 and divide nheads (%lld), got %lld",
                          static_cast<long long>(p.nheads), static_cast<long long>(p.ngroups));
+  if (p.nheads > 0x7fffffff / p.headdim)
+    return Status::Error(StatusCode::kInvalidArgument, "nheads * headdim must be below 2^31, got %lld",
+                         static_cast<long long>(p.nheads * p.headdim));
   if (p.batch > (int64_t{1} << 40) / (p.nheads * p.headdim))
     return Status::Error(StatusCode::kInvalidArgument, "batch * nheads * headdim is too large");
 

@@ -202,6 +202,7 @@ TEST_CASE("state update can_implement rejects bad sizes", "[host][decode][can_im
   expect_rejected([](auto& p) { p.ntokens = 0; }, "ntokens");
   expect_rejected([](auto& p) { p.nheads = 0; }, "nheads");
   expect_rejected([](auto& p) { p.headdim = -1; }, "headdim");
+  expect_rejected([](auto& p) { p.nheads = int64_t{1} << 20; p.headdim = int64_t{1} << 12; }, "nheads * headdim");
   expect_rejected([](auto& p) { p.dstate = 0; }, "dstate");
   expect_rejected([](auto& p) { p.dstate = 257; }, "dstate");
   expect_rejected([](auto& p) { p.ngroups = 3; }, "ngroups");

@@ -28,7 +28,10 @@ SSMKIT_NAMESPACE_BEGIN
 //! @tparam kStatesPerThread_ states held by one thread (a multiple of 8: whole 16-byte vectors
 //!                           of every element type)
 //! @tparam kThreads_         threads per block
-template <typename T, typename TState, int kNState_, int kStatesPerThread_ = 8, int kThreads_ = 64>
+//!
+//! The grid is (row blocks of one batch row, batch): block coordinates give the batch row
+//! without 64-bit division.
+template <typename T, typename TState, int kNState_, int kStatesPerThread_ = 16, int kThreads_ = 64>
 struct SelectiveStateUpdateTraits {
   using Element = T;                                          //!< Activation type.
   using State = TState;                                       //!< State type.
@@ -44,10 +47,9 @@ struct SelectiveStateUpdateTraits {
                 "a row's lanes must be a power of two within one warp");
   static_assert(kThreads % 32 == 0, "bad block size");
 
-  //! Number of blocks for @p p.
-  static int64_t grid_size(const SelectiveStateUpdateParams& p) {
-    const int64_t rows = p.batch * p.nheads * p.headdim;
-    return (rows + kRowsPerBlock - 1) / kRowsPerBlock;
+  //! Number of blocks along x (the rows of one batch row) for @p p; y is the batch.
+  static int64_t grid_x(const SelectiveStateUpdateParams& p) {
+    return (p.nheads * p.headdim + kRowsPerBlock - 1) / kRowsPerBlock;
   }
 };
 
@@ -114,14 +116,16 @@ __global__ void __launch_bounds__(Traits::kThreads)
   constexpr int kS = Traits::kStatesPerThread;
   constexpr int kLanes = Traits::kLanes;
 
-  const int64_t row = (int64_t(blockIdx.x) * Traits::kThreads + threadIdx.x) / kLanes;
+  // Row (head, channel) of batch row b; the sizes are below 2^31 (can_implement).
+  const unsigned hp = blockIdx.x * unsigned(Traits::kRowsPerBlock) + threadIdx.x / unsigned(kLanes);
   const int lane = static_cast<int>(threadIdx.x % kLanes);
-  if (row >= p.batch * p.nheads * p.headdim) return;  // all lanes of a row leave together
-  const int64_t c = row % p.headdim;
-  const int64_t bh = row / p.headdim;
-  const int64_t h = bh % p.nheads;
-  const int64_t b = bh / p.nheads;
-  const int64_t g = h / (p.nheads / p.ngroups);
+  const unsigned headdim = static_cast<unsigned>(p.headdim);
+  if (hp >= static_cast<unsigned>(p.nheads) * headdim) return;  // all lanes of a row leave together
+  const int64_t b = blockIdx.y + int64_t(blockIdx.z) * gridDim.y;
+  if (b >= p.batch) return;
+  const int64_t h = hp / headdim;
+  const int64_t c = hp - unsigned(h) * headdim;
+  const int64_t g = unsigned(h) / static_cast<unsigned>(p.nheads / p.ngroups);
 
   T* __restrict__ out = static_cast<T*>(p.out) + b * p.out_batch_stride + h * p.out_head_stride + c * p.out_dim_stride;
   int64_t src = b;
@@ -147,7 +151,11 @@ __global__ void __launch_bounds__(Traits::kThreads)
   // A, scaled by log2(e) so that exp(A*dt) is one exp2.
   float a[kS];
   const float* Ap = p.A + h * p.A_head_stride + c * p.A_dim_stride + int64_t(n0) * p.A_dstate_stride;
-  detail::ssu_load_strided<float, kS>(Ap, p.A_dstate_stride, a, valid);
+  const bool a_scalar = p.A_dstate_stride == 0;
+  if (a_scalar)
+    a[0] = valid > 0 ? __ldg(Ap) : 0.f;
+  else
+    detail::ssu_load_strided<float, kS>(Ap, p.A_dstate_stride, a, valid);
 #pragma unroll
   for (int i = 0; i < kS; ++i) a[i] *= kLog2e;
   const float Dv = p.D ? __ldg(p.D + h * p.D_head_stride + c * p.D_dim_stride) : 0.f;
@@ -168,16 +176,25 @@ __global__ void __launch_bounds__(Traits::kThreads)
   for (int64_t t = 0; t < p.ntokens; ++t) {
     const float xv = to_float(__ldg(x + t * p.x_token_stride));
     float dt = to_float(__ldg(dtp + t * p.dt_token_stride)) + bias;
-    if (p.dt_softplus) dt = softplus(dt);
+    if (p.dt_softplus) dt = softplus_fast(dt);
     float Bv[kS], Cv[kS];
     detail::ssu_load_strided<T, kS>(Bp + t * p.B_token_stride, p.B_dstate_stride, Bv, valid);
     detail::ssu_load_strided<T, kS>(Cp + t * p.C_token_stride, p.C_dstate_stride, Cv, valid);
     const float dtx = dt * xv;
     float y = 0.f;
+    if (a_scalar) {  // one decay for the row (Mamba-2): one exp2
+      const float dA = fast_exp2(a[0] * dt);
 #pragma unroll
-    for (int i = 0; i < kS; ++i) {
-      s[i] = fmaf(s[i], fast_exp2(a[i] * dt), Bv[i] * dtx);
-      y = fmaf(s[i], Cv[i], y);
+      for (int i = 0; i < kS; ++i) {
+        s[i] = fmaf(s[i], dA, Bv[i] * dtx);
+        y = fmaf(s[i], Cv[i], y);
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < kS; ++i) {
+        s[i] = fmaf(s[i], fast_exp2(a[i] * dt), Bv[i] * dtx);
+        y = fmaf(s[i], Cv[i], y);
+      }
     }
 #pragma unroll
     for (int o = kLanes / 2; o > 0; o /= 2) y += __shfl_xor_sync(mask, y, o, kLanes);
@@ -187,7 +204,7 @@ __global__ void __launch_bounds__(Traits::kThreads)
     }
     if (lane == 0) {
       float o = fmaf(Dv, xv, y);
-      if (z) o *= silu(to_float(__ldg(z + t * p.z_token_stride)));
+      if (z) o *= silu_fast(to_float(__ldg(z + t * p.z_token_stride)));
       out[t * p.out_token_stride] = from_float<T>(o);
     }
   }
