@@ -101,6 +101,8 @@ Status causal_conv1d_fwd(const CausalConv1dParams& p, cudaStream_t stream) {
 
 //! Launches the causal conv1d decode update with the types and width fixed at compile time.
 //! Validates @p p with can_implement() first; never throws. Safe to capture in a CUDA graph.
+//! A one-token step on contiguous, aligned tensors with a state of exactly W-1 inputs runs the
+//! vectorised kernel (causal_conv1d_update_vec_ok()); anything else the general one.
 //! @tparam T      element type of x, out and conv_state; must match p.dtype
 //! @tparam TW     element type of weight and bias; must match p.weight_dtype
 //! @tparam kWidth filter taps; must equal p.width
@@ -114,13 +116,25 @@ Status causal_conv1d_update(const CausalConv1dUpdateParams& p, cudaStream_t stre
     return Status::Error(StatusCode::kInvalidArgument,
                          "width %lld differs from this launcher's width %d",
                          static_cast<long long>(p.width), kWidth);
-  const int64_t grid = (p.batch * p.dim + kConvUpdateThreads - 1) / kConvUpdateThreads;
+  bool vec = false;
+  if constexpr (kWidth >= 2) vec = causal_conv1d_update_vec_ok<T, TW>(p);
+  const int64_t threads = vec ? p.batch * (p.dim / kVecElems<T>) : p.batch * p.dim;
+  const int64_t grid = (threads + kConvUpdateThreads - 1) / kConvUpdateThreads;
   if (grid > 0x7fffffff)
     return Status::Error(StatusCode::kInvalidArgument,
                          "batch * dim is too large for one launch (%lld blocks)",
                          static_cast<long long>(grid));
-  causal_conv1d_update_kernel<T, TW, kWidth>
-      <<<static_cast<unsigned>(grid), kConvUpdateThreads, 0, stream>>>(p);
+  if constexpr (kWidth >= 2) {
+    if (vec)
+      causal_conv1d_update_vec_kernel<T, TW, kWidth>
+          <<<static_cast<unsigned>(grid), kConvUpdateThreads, 0, stream>>>(p);
+    else
+      causal_conv1d_update_kernel<T, TW, kWidth>
+          <<<static_cast<unsigned>(grid), kConvUpdateThreads, 0, stream>>>(p);
+  } else {
+    causal_conv1d_update_kernel<T, TW, kWidth>
+        <<<static_cast<unsigned>(grid), kConvUpdateThreads, 0, stream>>>(p);
+  }
   const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return Status::FromCuda(e, "causal_conv1d_update_kernel");
 #if SSMKIT_DEBUG_SYNC

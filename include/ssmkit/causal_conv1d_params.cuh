@@ -337,7 +337,7 @@ inline Status can_implement(const CausalConv1dUpdateParams& p) noexcept {
   if (p.state_len > 1 && p.state_seq_stride == 0)
     return Status::Error(StatusCode::kInvalidArgument,
                          "conv_state: state_seq_stride must not be 0 (positions overlap)");
-  if (p.dim > 1 && p.state_dim_stride == 0)
+  if (p.state_len > 0 && p.dim > 1 && p.state_dim_stride == 0)
     return Status::Error(StatusCode::kInvalidArgument,
                          "conv_state: state_dim_stride must not be 0 (channels overlap)");
   if (p.seqlen > 1 && p.out_seq_stride == 0)

@@ -18,10 +18,11 @@ SSMKIT_NAMESPACE_BEGIN
 //! A tile of @c kTileLen consecutive positions of one contiguous channel row, convolved with a
 //! causal filter of @c kWidth taps. Thread @c rank of the block owns positions
 //! t0 + rank*kItems .. t0 + rank*kItems + kItems - 1 (a blocked arrangement) and loads them
-//! together with the kHalo positions before them, so that it convolves without talking to
-//! other threads: the halo of one thread is the previous thread's items, read a second time
-//! from L1/L2 rather than from DRAM. Nothing is kept in shared memory, so TempStorage is
-//! empty and any kernel (e.g. a fused conv -> scan) can call it between its own collectives.
+//! together with the kHalo positions before them, so that it convolves without going
+//! through shared memory: the halo of one thread is the previous thread's items, passed by a warp
+//! shuffle (the first lane of a warp reads its halo from memory, an L1/L2 hit). Nothing is kept
+//! in shared memory, so TempStorage is empty and any kernel (e.g. a fused conv -> scan) can
+//! call it between its own collectives. Every lane of each warp must call load() together.
 //! @tparam T        element type of the row (float, __half, __nv_bfloat16)
 //! @tparam kWidth   filter taps, 1..8
 //! @tparam kThreads threads of the block
@@ -36,12 +37,13 @@ struct BlockConv1dTile {
 
   static_assert(kWidth >= 1 && kWidth <= 8, "width must be in [1, 8]");
   static_assert(kItems % kVec == 0, "items per thread must be whole 16-byte vectors");
-  static_assert(kHalo <= kItems || kItems >= kWidth - 1, "a thread's halo must fit its items");
+  static_assert(kHalo <= kItems, "a thread's halo must fit the previous thread's items");
+  static_assert(kThreads % 32 == 0, "the block must be whole warps");
 
   //! No shared memory is needed; kept so callers can treat every block piece alike.
   struct TempStorage {};
 
-  //! Loads the window of thread @p rank: win[j] is position base - kHalo + j with
+  //! Loads the window of thread @p rank (called by every thread of the block): win[j] is position base - kHalo + j with
   //! base = t0 + rank * kItems. Positions at or past @p seqlen read 0; positions before 0
   //! read @p before_start(pos) (initial states or 0).
   //! @param[in]  row          the channel row (position stride 1)
@@ -63,16 +65,26 @@ struct BlockConv1dTile {
 #pragma unroll
       for (int i = 0; i < kItems; ++i) own[i] = 0.f;
     }
+    // The halo is the previous thread's last items: from the neighbouring lane by shuffle,
+    // and from memory (or the states before position 0) for the first lane of each warp.
     float halo[kHalo];
-    if (base - kHalo >= 0 && base - kHalo < seqlen) {
-      load_to_float<T, kHalo>(row + base - kHalo, halo, vec,
-                              seqlen - (base - kHalo) < kHalo ? int(seqlen - (base - kHalo)) : kHalo);
-    } else {
+    const int lane = rank % 32;
 #pragma unroll
-      for (int j = 0; j < kHalo; ++j) {
-        const int64_t pos = base - kHalo + j;
-        halo[j] = pos < 0 ? (pos >= -(kWidth - 1) ? before_start(int(pos)) : 0.f)
-                          : (pos < seqlen ? to_float(row[pos]) : 0.f);
+    for (int j = 0; j < kHalo; ++j) {
+      const int src = kItems - kHalo + j;
+      halo[j] = __shfl_up_sync(0xffffffffu, own[src], 1);
+    }
+    if (lane == 0) {
+      if (base - kHalo >= 0 && base - kHalo < seqlen) {
+        load_to_float<T, kHalo>(row + base - kHalo, halo, vec,
+                                seqlen - (base - kHalo) < kHalo ? int(seqlen - (base - kHalo)) : kHalo);
+      } else {
+#pragma unroll
+        for (int j = 0; j < kHalo; ++j) {
+          const int64_t pos = base - kHalo + j;
+          halo[j] = pos < 0 ? (pos >= -(kWidth - 1) ? before_start(int(pos)) : 0.f)
+                            : (pos < seqlen ? to_float(row[pos]) : 0.f);
+        }
       }
     }
 #pragma unroll

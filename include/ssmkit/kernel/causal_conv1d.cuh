@@ -183,17 +183,23 @@ __global__ void __launch_bounds__(Traits::kThreads)
   const bool xvec = is_aligned(xb, 16) && p.x_seq_stride % kV == 0;
   const T* init = static_cast<const T*>(p.initial_states);
 
-  // 1. Input tile and halo rows (positions t0-W+1 .. t0+kL-1) into shared memory.
-  for (int i = tid; i < kRows * kVR; i += Traits::kThreads) {
+  // 1. Input tile and halo rows (positions t0-W+1 .. t0+kL-1) into shared memory: every load
+  //    of the thread is issued before the first store, so they are all in flight at once.
+  constexpr int kLoads = (kRows * kVR + Traits::kThreads - 1) / Traits::kThreads;
+  uint4 raw[kLoads];
+#pragma unroll
+  for (int it = 0; it < kLoads; ++it) {
+    const int i = tid + it * Traits::kThreads;
     const int r = i / kVR, v = i % kVR;
     const int64_t pos = t0 - (kW - 1) + r;
     const int64_t c = c0 + int64_t(v) * kV;
-    uint4 raw = make_uint4(0, 0, 0, 0);
-    T* e = reinterpret_cast<T*>(&raw);
+    raw[it] = make_uint4(0, 0, 0, 0);
+    T* e = reinterpret_cast<T*>(&raw[it]);
+    if (i >= kRows * kVR) continue;
     if (pos >= 0 && pos < p.seqlen) {
       const T* src = xb + pos * p.x_seq_stride + c;
       if (xvec && c + kV <= p.dim) {
-        raw = __ldg(reinterpret_cast<const uint4*>(src));
+        raw[it] = __ldg(reinterpret_cast<const uint4*>(src));
       } else {
 #pragma unroll
         for (int j = 0; j < kV; ++j)
@@ -206,7 +212,11 @@ __global__ void __launch_bounds__(Traits::kThreads)
           e[j] = init[b * p.initial_states_batch_stride + (c + j) * p.initial_states_dim_stride +
                       (kW - 1 + pos) * p.initial_states_seq_stride];
     }
-    *reinterpret_cast<uint4*>(&smem.x[r][v * kV]) = raw;
+  }
+#pragma unroll
+  for (int it = 0; it < kLoads; ++it) {
+    const int i = tid + it * Traits::kThreads;
+    if (i < kRows * kVR) *reinterpret_cast<uint4*>(&smem.x[i / kVR][(i % kVR) * kV]) = raw[it];
   }
   if (p.seq_idx) {
     for (int r = tid; r < kRows; r += Traits::kThreads) {
@@ -267,6 +277,7 @@ __global__ void __launch_bounds__(Traits::kThreads)
   // 3. Output tile with 16-byte stores along the channels.
   T* ob = static_cast<T*>(p.out) + b * p.out_batch_stride;
   const bool ovec = is_aligned(ob, 16) && p.out_seq_stride % kV == 0;
+#pragma unroll 4
   for (int i = tid; i < kL * kVR; i += Traits::kThreads) {
     const int r = i / kVR, v = i % kVR;
     const int64_t pos = t0 + r;
@@ -381,6 +392,75 @@ __global__ void __launch_bounds__(kConvUpdateThreads)
     if (s >= 0) st[s * ss] = from_float<T>(tail[k]);
   }
   for (int64_t j = T_ > S ? T_ - S : 0; j < T_; ++j) st[(S - T_ + j) * ss] = xr[j * p.x_seq_stride];
+}
+
+//! True when the update of @p p can run causal_conv1d_update_vec_kernel: one token, a state
+//! row of exactly W-1 inputs stored contiguously (so that kVec channels' states are one
+//! contiguous, 16-byte aligned run), x, out, weight and bias contiguous along the channels and
+//! 16-byte aligned, no circular buffer. That is the layout of a decode step in a serving engine.
+template <typename T, typename TW>
+inline bool causal_conv1d_update_vec_ok(const CausalConv1dUpdateParams& p) {
+  constexpr int kV = kVecElems<T>;
+  const int64_t S = p.width - 1;
+  return p.width >= 2 && p.seqlen == 1 && p.cache_seqlens == nullptr && p.state_len == S &&
+         p.dim % kV == 0 && p.state_seq_stride == 1 && p.state_dim_stride == S &&
+         p.state_batch_stride % kV == 0 && is_aligned(p.conv_state, 16) &&
+         (p.dim == 1 || p.x_dim_stride == 1) && p.x_batch_stride % kV == 0 && is_aligned(p.x, 16) &&
+         (p.dim == 1 || p.out_dim_stride == 1) && p.out_batch_stride % kV == 0 &&
+         is_aligned(p.out, 16) && p.weight_width_stride == 1 && p.weight_dim_stride == p.width &&
+         is_aligned(p.weight, 16) && (p.bias == nullptr || is_aligned(p.bias, 16));
+}
+
+//! The decode update for the layout of causal_conv1d_update_vec_ok(): one thread per batch
+//! entry and 16 bytes of channels (kVec of them); the state run of those channels, the token,
+//! the taps and the output move as 16-byte vectors, each read and written once. Launch with
+//! ceil(batch * dim / kVec / kConvUpdateThreads) blocks of kConvUpdateThreads threads.
+//! @tparam T      element type of x, out and conv_state
+//! @tparam TW     element type of weight and bias
+//! @tparam kWidth filter taps, 2..8
+template <typename T, typename TW, int kWidth>
+__global__ void __launch_bounds__(kConvUpdateThreads)
+    causal_conv1d_update_vec_kernel(const CausalConv1dUpdateParams p) {
+  constexpr int kV = kVecElems<T>;
+  constexpr int kW = kWidth;
+  constexpr int kS = kWidth - 1;
+  static_assert(kWidth >= 2, "the vector update keeps at least one input");
+  const int64_t groups = p.dim / kV;
+  const int64_t idx = int64_t(blockIdx.x) * kConvUpdateThreads + threadIdx.x;
+  if (idx >= p.batch * groups) return;
+  const int64_t d0 = (idx % groups) * kV;
+  const int64_t b = idx / groups;
+  T* orow = static_cast<T*>(p.out) + b * p.out_batch_stride + d0;
+  const int64_t srow = p.conv_state_indices ? int64_t(p.conv_state_indices[b]) : b;
+  if (srow < 0) {  // padding entry
+    *reinterpret_cast<uint4*>(orow) = make_uint4(0, 0, 0, 0);
+    return;
+  }
+  T* st = static_cast<T*>(p.conv_state) + srow * p.state_batch_stride + d0 * kS;
+  float x[kV], s[kV * kS], w[kV * kW], bias[kV];
+  load_to_float<T, kV>(static_cast<const T*>(p.x) + b * p.x_batch_stride + d0, x, true, kV);
+  load_to_float<T, kV * kS>(st, s, true, kV * kS);
+  load_to_float<TW, kV * kW>(static_cast<const TW*>(p.weight) + d0 * kW, w, true, kV * kW);
+  if (p.bias) {
+    load_to_float<TW, kV>(static_cast<const TW*>(p.bias) + d0, bias, true, kV);
+  } else {
+#pragma unroll
+    for (int c = 0; c < kV; ++c) bias[c] = 0.f;
+  }
+  float out[kV];
+#pragma unroll
+  for (int c = 0; c < kV; ++c) {
+    float acc = bias[c];
+#pragma unroll
+    for (int k = 0; k < kS; ++k) acc = fmaf(w[c * kW + k], s[c * kS + k], acc);
+    acc = fmaf(w[c * kW + kS], x[c], acc);
+    out[c] = p.silu ? silu_fast(acc) : acc;
+#pragma unroll
+    for (int k = 0; k < kS - 1; ++k) s[c * kS + k] = s[c * kS + k + 1];
+    s[c * kS + kS - 1] = x[c];
+  }
+  store_from_float<T, kV>(orow, out, true, kV);
+  store_from_float<T, kV * kS>(st, s, true, kV * kS);
 }
 
 SSMKIT_NAMESPACE_END
