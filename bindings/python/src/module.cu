@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include <ssmkit/causal_conv1d.cuh>
 #include <ssmkit/selective_scan.cuh>
 #include <ssmkit/selective_state_update.cuh>
 
