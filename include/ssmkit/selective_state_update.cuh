@@ -34,7 +34,7 @@ SSMKIT_NAMESPACE_BEGIN
 //! @tparam kThreads         threads per block
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
-template <typename T, typename TState, int kNState, int kStatesPerThread = 16, int kThreads = 64>
+template <typename T, typename TState, int kNState, int kStatesPerThread = 8, int kThreads = 64>
 Status selective_state_update(const SelectiveStateUpdateParams& p, cudaStream_t stream) {
   using Traits = SelectiveStateUpdateTraits<T, TState, kNState, kStatesPerThread, kThreads>;
   SSMKIT_TRY(can_implement(p));

@@ -10,6 +10,7 @@ float64 implementation of the same function, for testing.
 from ._ssmkit import __version__, cuda_device_count
 from ._conv1d import causal_conv1d_fn, causal_conv1d_update
 from ._scan import selective_scan_fn
+from ._decode import selective_state_update
 
 __all__ = ["__version__", "cuda_device_count", "selective_scan_fn", "causal_conv1d_fn",
-           "causal_conv1d_update"]
+           "causal_conv1d_update", "selective_state_update"]

@@ -217,3 +217,52 @@ def selective_state_update_ref(state, x, dt, A, B, C, D=None, z=None, dt_bias=No
 
 
 __all__ += ["selective_state_update_ref"]
+
+
+def selective_state_update_ref(state, x, dt, A, B, C, D=None, z=None, dt_bias=None,
+                               dt_softplus=False, state_batch_indices=None):
+    """Reference decode step in float64 (same semantics as ssmkit.selective_state_update).
+
+    Mamba-1 form: state (slots, dim, N), x/dt/z (batch, dim), A (dim, N), B/C (batch, N),
+    D/dt_bias (dim,). Mamba-2 form: state (slots, H, P, N), x/dt/z (batch, H, P), A (H, P, N),
+    B/C (batch, G, N), D/dt_bias (H, P). Updates ``state`` in place (rounded to its dtype) and
+    returns ``out`` in x's dtype; rows whose index is < 0 give 0 and leave the state alone.
+    """
+    m1 = state.dim() == 3
+    if m1:
+        state_v = state.unsqueeze(2)
+        x, dt = x.unsqueeze(-1), dt.unsqueeze(-1)
+        z = None if z is None else z.unsqueeze(-1)
+        A = A.unsqueeze(1)
+        B, C = B.unsqueeze(1), C.unsqueeze(1)
+        D = None if D is None else D.unsqueeze(-1)
+        dt_bias = None if dt_bias is None else dt_bias.unsqueeze(-1)
+    else:
+        state_v = state
+    f64 = torch.float64
+    batch, H = x.shape[0], x.shape[1]
+    G = B.shape[1]
+    rows = (torch.arange(batch, device=x.device) if state_batch_indices is None
+            else state_batch_indices.to(torch.long))
+    valid = rows >= 0
+    safe = torch.where(valid, rows, torch.zeros_like(rows))
+    s = state_v[safe].to(f64)                                   # (batch, H, P, N)
+    d = dt.to(f64) + (dt_bias.to(f64) if dt_bias is not None else 0.0)
+    if dt_softplus:
+        d = _softplus(d)
+    Bh = B.to(f64).repeat_interleave(H // G, dim=1)[:, :, None, :]  # (batch, H, 1, N)
+    Ch = C.to(f64).repeat_interleave(H // G, dim=1)[:, :, None, :]
+    s = s * torch.exp(A.to(f64)[None] * d[..., None]) + Bh * (d * x.to(f64))[..., None]
+    out = (s * Ch).sum(-1)
+    if D is not None:
+        out = out + D.to(f64) * x.to(f64)
+    if z is not None:
+        zz = z.to(f64)
+        out = out * zz * torch.sigmoid(zz)
+    out = torch.where(valid[:, None, None], out, torch.zeros_like(out))
+    state_v[rows[valid]] = s[valid].to(state.dtype)
+    out = out.to(x.dtype)
+    return out[..., 0] if m1 else out
+
+
+__all__ += ["selective_state_update_ref"]

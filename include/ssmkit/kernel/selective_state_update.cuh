@@ -31,7 +31,7 @@ SSMKIT_NAMESPACE_BEGIN
 //!
 //! The grid is (row blocks of one batch row, batch): block coordinates give the batch row
 //! without 64-bit division.
-template <typename T, typename TState, int kNState_, int kStatesPerThread_ = 16, int kThreads_ = 64>
+template <typename T, typename TState, int kNState_, int kStatesPerThread_ = 8, int kThreads_ = 64>
 struct SelectiveStateUpdateTraits {
   using Element = T;                                          //!< Activation type.
   using State = TState;                                       //!< State type.
@@ -152,9 +152,11 @@ __global__ void __launch_bounds__(Traits::kThreads)
   float a[kS];
   const float* Ap = p.A + h * p.A_head_stride + c * p.A_dim_stride + int64_t(n0) * p.A_dstate_stride;
   const bool a_scalar = p.A_dstate_stride == 0;
-  if (a_scalar)
-    a[0] = valid > 0 ? __ldg(Ap) : 0.f;
-  else
+  if (a_scalar) {
+    const float a0 = valid > 0 ? __ldg(Ap) : 0.f;
+#pragma unroll
+    for (int i = 0; i < kS; ++i) a[i] = a0;
+  } else
     detail::ssu_load_strided<float, kS>(Ap, p.A_dstate_stride, a, valid);
 #pragma unroll
   for (int i = 0; i < kS; ++i) a[i] *= kLog2e;
