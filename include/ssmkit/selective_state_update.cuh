@@ -32,11 +32,13 @@ SSMKIT_NAMESPACE_BEGIN
 //! @tparam kNState          state capacity; p.dstate must be <= kNState
 //! @tparam kStatesPerThread states per thread (a multiple of 8 dividing kNState)
 //! @tparam kThreads         threads per block
+//! @tparam kMinBlocksPerSM  blocks per SM the register budget is sized for
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
-template <typename T, typename TState, int kNState, int kStatesPerThread = 8, int kThreads = 64>
+template <typename T, typename TState, int kNState, int kStatesPerThread = 8, int kThreads = 64,
+          int kMinBlocksPerSM = 16>
 Status selective_state_update(const SelectiveStateUpdateParams& p, cudaStream_t stream) {
-  using Traits = SelectiveStateUpdateTraits<T, TState, kNState, kStatesPerThread, kThreads>;
+  using Traits = SelectiveStateUpdateTraits<T, TState, kNState, kStatesPerThread, kThreads, kMinBlocksPerSM>;
   SSMKIT_TRY(can_implement(p));
   if (p.dtype != TypeTraits<T>::kDType)
     return Status::Error(StatusCode::kInvalidArgument,

@@ -28,10 +28,14 @@ SSMKIT_NAMESPACE_BEGIN
 //! @tparam kStatesPerThread_ states held by one thread (a multiple of 8: whole 16-byte vectors
 //!                           of every element type)
 //! @tparam kThreads_         threads per block
+//! @tparam kMinBlocksPerSM_  blocks per SM the register budget is sized for
+//!                           (__launch_bounds__): the op needs many bytes in flight, so
+//!                           occupancy matters more than registers
 //!
 //! The grid is (row blocks of one batch row, batch): block coordinates give the batch row
 //! without 64-bit division.
-template <typename T, typename TState, int kNState_, int kStatesPerThread_ = 8, int kThreads_ = 64>
+template <typename T, typename TState, int kNState_, int kStatesPerThread_ = 8, int kThreads_ = 64,
+          int kMinBlocksPerSM_ = 16>
 struct SelectiveStateUpdateTraits {
   using Element = T;                                          //!< Activation type.
   using State = TState;                                       //!< State type.
@@ -40,6 +44,7 @@ struct SelectiveStateUpdateTraits {
   static constexpr int kLanes = kNState / kStatesPerThread;  //!< Lanes per row.
   static constexpr int kThreads = kThreads_;                  //!< Threads per block.
   static constexpr int kRowsPerBlock = kThreads / kLanes;     //!< Rows per block.
+  static constexpr int kMinBlocksPerSM = kMinBlocksPerSM_;    //!< For __launch_bounds__.
 
   static_assert(kNState % kStatesPerThread == 0, "kStatesPerThread must divide kNState");
   static_assert(kStatesPerThread % 8 == 0, "states per thread must be a multiple of 8");
@@ -109,7 +114,7 @@ SSMKIT_DEVICE void ssu_load_strided(const T* src, int64_t stride, float (&dst)[k
 //! The selective-state-update kernel: one launch applies p.ntokens tokens to every row.
 //! @tparam Traits a SelectiveStateUpdateTraits
 template <class Traits>
-__global__ void __launch_bounds__(Traits::kThreads)
+__global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     selective_state_update_kernel(const SelectiveStateUpdateParams p) {
   using T = typename Traits::Element;
   using TS = typename Traits::State;
@@ -175,13 +180,16 @@ __global__ void __launch_bounds__(Traits::kThreads)
   const unsigned mask = kLanes == 32 ? 0xffffffffu
                                      : (((1u << kLanes) - 1u) << ((threadIdx.x % 32) / kLanes * kLanes));
 
-  for (int64_t t = 0; t < p.ntokens; ++t) {
-    const float xv = to_float(__ldg(x + t * p.x_token_stride));
-    float dt = to_float(__ldg(dtp + t * p.dt_token_stride)) + bias;
+  // Pointers advance by one token per step (fewer live registers than indexing by t).
+#pragma unroll 1
+  for (int64_t t = 0; t < p.ntokens; ++t, x += p.x_token_stride, dtp += p.dt_token_stride,
+               Bp += p.B_token_stride, Cp += p.C_token_stride, out += p.out_token_stride) {
+    const float xv = to_float(__ldg(x));
+    float dt = to_float(__ldg(dtp)) + bias;
     if (p.dt_softplus) dt = softplus_fast(dt);
     float Bv[kS], Cv[kS];
-    detail::ssu_load_strided<T, kS>(Bp + t * p.B_token_stride, p.B_dstate_stride, Bv, valid);
-    detail::ssu_load_strided<T, kS>(Cp + t * p.C_token_stride, p.C_dstate_stride, Cv, valid);
+    detail::ssu_load_strided<T, kS>(Bp, p.B_dstate_stride, Bv, valid);
+    detail::ssu_load_strided<T, kS>(Cp, p.C_dstate_stride, Cv, valid);
     const float dtx = dt * xv;
     float y = 0.f;
     if (a_scalar) {  // one decay for the row (Mamba-2): one exp2
@@ -201,13 +209,13 @@ __global__ void __launch_bounds__(Traits::kThreads)
 #pragma unroll
     for (int o = kLanes / 2; o > 0; o /= 2) y += __shfl_xor_sync(mask, y, o, kLanes);
     if (inter) {
-      TS* ip = inter + t * p.inter_token_stride;
-      detail::ssu_store<TS, kS>(ip, s, valid == kS && is_aligned(ip, 16), valid);
+      detail::ssu_store<TS, kS>(inter, s, valid == kS && is_aligned(inter, 16), valid);
+      inter += p.inter_token_stride;
     }
     if (lane == 0) {
       float o = fmaf(Dv, xv, y);
       if (z) o *= silu_fast(to_float(__ldg(z + t * p.z_token_stride)));
-      out[t * p.out_token_stride] = from_float<T>(o);
+      *out = from_float<T>(o);
     }
   }
   if (dst >= 0) {
