@@ -30,13 +30,17 @@
 
 SSMKIT_NAMESPACE_BEGIN
 
-//! Default tile length of the conv1d forward: channel-first two 16-byte vectors per thread of
-//! a 128-thread block (2048 positions for 2-byte types, 1024 for float); channel-last 128
-//! positions.
+//! Default configuration of the conv1d forward, from a sweep on an H100: channel-first two
+//! 16-byte vectors per thread of a 128-thread block (2048 positions for 2-byte types, 1024 for
+//! float; one or four vectors measured 8-25 points of copy bandwidth lower) with registers
+//! capped for 10 blocks per SM (1 block: 12-18 points lower, 12 or more: spills);
+//! channel-last 128 positions (64 and 160 measured the same or lower).
 template <typename T, bool kChannelLast>
 struct ConvDefaultConfig {
   //! Positions per tile.
   static constexpr int kTileLen = kChannelLast ? 128 : 128 * 2 * kVecElems<T>;
+  //! Blocks per SM the register budget is sized for.
+  static constexpr int kMinBlocksPerSM = kChannelLast ? 1 : 10;
 };
 
 namespace detail {
@@ -63,12 +67,14 @@ Status check_conv_types(DType dtype, DType weight_dtype) {
 //! @tparam kWidth       filter taps; must equal p.width
 //! @tparam kChannelLast layout; must match causal_conv1d_is_channel_last(p)
 //! @tparam kTileLen     positions per tile
+//! @tparam kMinBlocks   blocks per SM the register budget is sized for
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
 template <typename T, typename TW, int kWidth, bool kChannelLast,
-          int kTileLen = ConvDefaultConfig<T, kChannelLast>::kTileLen>
+          int kTileLen = ConvDefaultConfig<T, kChannelLast>::kTileLen,
+          int kMinBlocks = ConvDefaultConfig<T, kChannelLast>::kMinBlocksPerSM>
 Status causal_conv1d_fwd(const CausalConv1dParams& p, cudaStream_t stream) {
-  using Traits = CausalConv1dTraits<T, TW, kWidth, kTileLen, kChannelLast>;
+  using Traits = CausalConv1dTraits<T, TW, kWidth, kTileLen, kChannelLast, kMinBlocks>;
   SSMKIT_TRY(can_implement(p));
   SSMKIT_TRY((detail::check_conv_types<T, TW>(p.dtype, p.weight_dtype)));
   if (p.width != kWidth)

@@ -34,7 +34,9 @@ SSMKIT_NAMESPACE_BEGIN
 //! @tparam kWidth_      filter taps, 1..8
 //! @tparam kTileLen_    positions per tile
 //! @tparam kChannelLast_ which of the two kernels
-template <typename T, typename TW, int kWidth_, int kTileLen_, bool kChannelLast_>
+//! @tparam kMinBlocksPerSM_ blocks per SM the register budget is sized for (__launch_bounds__)
+template <typename T, typename TW, int kWidth_, int kTileLen_, bool kChannelLast_,
+          int kMinBlocksPerSM_ = 1>
 struct CausalConv1dTraits {
   using Element = T;                             //!< Element type of x and out.
   using Weight = TW;                             //!< Element type of weight and bias.
@@ -42,6 +44,7 @@ struct CausalConv1dTraits {
   static constexpr int kTileLen = kTileLen_;     //!< Positions per tile.
   static constexpr bool kChannelLast = kChannelLast_;  //!< Channel-last kernel.
   static constexpr int kThreads = 128;           //!< Threads per block.
+  static constexpr int kMinBlocksPerSM = kMinBlocksPerSM_;  //!< For __launch_bounds__.
   static constexpr int kVec = kVecElems<T>;      //!< Elements per 16-byte vector.
   //! Channel-first: positions per thread.
   static constexpr int kItems = kChannelLast ? kVec : kTileLen / kThreads;
@@ -96,7 +99,7 @@ SSMKIT_DEVICE void load_conv_weights(const void* weight, int64_t d, int64_t dim_
 //! The channel-first causal conv1d forward kernel (see CausalConv1dTraits). Launch with
 //! Traits::grid_size(p) blocks of Traits::kThreads threads.
 template <class Traits>
-__global__ void __launch_bounds__(Traits::kThreads)
+__global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     causal_conv1d_fwd_channel_first_kernel(const CausalConv1dParams p) {
   using T = typename Traits::Element;
   using Tile = typename Traits::Tile;
@@ -157,7 +160,7 @@ __global__ void __launch_bounds__(Traits::kThreads)
 //! The channel-last causal conv1d forward kernel (see CausalConv1dTraits). Launch with
 //! Traits::grid_size(p) blocks of Traits::kThreads threads and no dynamic shared memory.
 template <class Traits>
-__global__ void __launch_bounds__(Traits::kThreads)
+__global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     causal_conv1d_fwd_channel_last_kernel(const CausalConv1dParams p) {
   using T = typename Traits::Element;
   constexpr int kW = Traits::kWidth;
