@@ -15,6 +15,18 @@
 #include "../math.cuh"
 #include "../types.cuh"
 
+//! Most resident threads per SM of the architecture being compiled (device pass), used to keep
+//! a kernel's minimum blocks per SM within what the architecture can hold.
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ < 800)
+#define SSMKIT_MAX_THREADS_PER_SM 1024
+#elif defined(__CUDA_ARCH__) && (__CUDA_ARCH__ == 800 || __CUDA_ARCH__ == 900 || __CUDA_ARCH__ == 1000)
+#define SSMKIT_MAX_THREADS_PER_SM 2048
+#elif defined(__CUDA_ARCH__)
+#define SSMKIT_MAX_THREADS_PER_SM 1536
+#else
+#define SSMKIT_MAX_THREADS_PER_SM 2048
+#endif
+
 SSMKIT_NAMESPACE_BEGIN
 
 //! Compile-time configuration of the conv1d forward kernels.
@@ -44,7 +56,10 @@ struct CausalConv1dTraits {
   static constexpr int kTileLen = kTileLen_;     //!< Positions per tile.
   static constexpr bool kChannelLast = kChannelLast_;  //!< Channel-last kernel.
   static constexpr int kThreads = 128;           //!< Threads per block.
-  static constexpr int kMinBlocksPerSM = kMinBlocksPerSM_;  //!< For __launch_bounds__.
+  //! Blocks per SM for __launch_bounds__: the requested number, at most what the SM holds.
+  static constexpr int kMinBlocksPerSM =
+      kMinBlocksPerSM_ * kThreads <= SSMKIT_MAX_THREADS_PER_SM ? kMinBlocksPerSM_
+                                                               : SSMKIT_MAX_THREADS_PER_SM / kThreads;
   static constexpr int kVec = kVecElems<T>;      //!< Elements per 16-byte vector.
   //! Channel-first: positions per thread.
   static constexpr int kItems = kChannelLast ? kVec : kTileLen / kThreads;
