@@ -30,7 +30,7 @@ SSMKIT_NAMESPACE_BEGIN
 //! @tparam T                element type of x, dt, z, B, C and out; must match p.dtype
 //! @tparam TState           element type of the state; must match p.state_dtype
 //! @tparam kNState          state capacity; p.dstate must be <= kNState
-//! @tparam kStatesPerThread states per thread (a multiple of 8 dividing kNState)
+//! @tparam kStatesPerThread states per thread (8: the tested configuration)
 //! @tparam kThreads         threads per block
 //! @tparam kMinBlocksPerSM  blocks per SM the register budget is sized for
 //! @param[in] p      the call's arguments
