@@ -24,9 +24,12 @@
 
 SSMKIT_NAMESPACE_BEGIN
 
-//! Default kernel configuration for a state capacity: states per thread and tile length.
-//! Each channel's states are spread over kNState / kStatesPerThread lanes; the tile shrinks
-//! for large states so that the B and C tiles fit the static shared-memory limit.
+//! Default kernel configuration for a state capacity: states per thread, tile length and
+//! threads per block, chosen by a measured sweep on an H100 (bench/NOTES.md). Each channel's
+//! states are spread over kNState / kStatesPerThread lanes; large state sizes take shorter
+//! tiles (the B and C tiles grow with the state) and more threads, so that a block still
+//! holds 16 channels. When batch x channels give too few blocks for the GPU, the launcher
+//! also cuts the sequence into ranges (see selective_scan_fwd()).
 //! @tparam kNState state capacity (16, 32, 64, 128 or 256)
 template <int kNState>
 struct ScanDefaultConfig {
