@@ -47,7 +47,7 @@ namespace detail {
 constexpr int64_t kMaxScanSplits = 16;
 
 //! Chooses how many ranges to cut the sequence into: only when the batch and channels give
-//! fewer than half a wave of blocks (each range but the last costs a second pass over its
+//! at most half a wave of blocks (each range but the last costs a second pass over its
 //! steps), so that the blocks fill about one wave, with at least four tiles per range.
 inline ScanSplit choose_scan_split(int64_t base_blocks, int64_t seqlen, int tile_len,
                                    int64_t resident_blocks) {

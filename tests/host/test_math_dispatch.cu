@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <ssmkit/dispatch.cuh>
+#include <ssmkit/selective_scan.cuh>
 #include <ssmkit/math.cuh>
 #include <ssmkit/status.cuh>
 #include <ssmkit/thread/scan_step.cuh>
@@ -111,4 +112,27 @@ TEST_CASE("dispatch covers every dtype and dstate in [1, 256]", "[host][dispatch
   const auto st = ssmkit::dispatch_dtype(static_cast<ssmkit::DType>(9), "u", [](auto) { return ssmkit::Status::Ok(); });
   CHECK(st.code() == ssmkit::StatusCode::kInvalidArgument);
   CHECK(std::string(st.message()).find("u") == 0);
+}
+
+TEST_CASE("the sequence split heuristic", "[host][dispatch]") {
+  using ssmkit::detail::choose_scan_split;
+  // Enough blocks for half a wave or more: one range.
+  CHECK(choose_scan_split(384, 2048, 32, 528).num_splits == 1);
+  CHECK(choose_scan_split(265, 4096, 32, 528).num_splits == 1);
+  CHECK(choose_scan_split(264, 4096, 32, 528).num_splits == 2);  // exactly half a wave
+  // B1 D5120 on 132 SMs x 4 blocks: three ranges, each a whole number of tiles.
+  const ssmkit::ScanSplit s = choose_scan_split(160, 4096, 32, 528);
+  CHECK(s.num_splits == 3);
+  CHECK(s.split_len % 32 == 0);
+  CHECK(s.split_len * s.num_splits >= 4096);
+  CHECK(s.split_len * (s.num_splits - 1) < 4096);
+  // Never more than 16 ranges, and at least four tiles per range.
+  CHECK(choose_scan_split(1, 1 << 20, 32, 528).num_splits == 16);
+  CHECK(choose_scan_split(1, 300, 32, 528).num_splits == 2);   // 300 steps: two ranges of 160
+  CHECK(choose_scan_split(1, 200, 32, 528).num_splits == 1);   // under eight tiles: one range
+  CHECK(choose_scan_split(0, 4096, 32, 528).num_splits == 1);
+  // Workspace: (ranges - 1) x rows x (dstate + 1) floats, none without a split.
+  auto p = ssmkit::make_selective_scan_params(ssmkit::DType::kBFloat16, 1, 5120, 4096, 16);
+  CHECK(ssmkit::detail::scan_split_bytes(p, ssmkit::ScanSplit{}) == 0);
+  CHECK(ssmkit::detail::scan_split_bytes(p, s) >= size_t(2) * 5120 * 17 * sizeof(float));
 }
