@@ -66,23 +66,27 @@ void run(const Shape& s, double exp2_rate) {
 
 int main(int argc, char**) {
   const double rate = 4.15e12;  // H100 ex2.approx rate measured by ssmkit_bench
-  for (Shape s : {Shape{8, 1536, 2048, 16}, Shape{8, 5120, 2048, 16}, Shape{1, 5120, 4096, 16}}) {
+  for (Shape s : {Shape{8, 1536, 2048, 16}, Shape{4, 2048, 2048, 16}, Shape{1, 5120, 4096, 16},
+                  Shape{1, 2048, 65536, 16}}) {
     run<16, 4, 32, 128>(s, rate);
-    run<16, 4, 64, 128>(s, rate);
-    run<16, 4, 32, 64>(s, rate);
-    run<16, 8, 32, 128>(s, rate);
+    run<16, 2, 64, 128>(s, rate);
+    run<16, 2, 128, 128>(s, rate);
+    run<16, 1, 64, 128>(s, rate);
+    run<16, 2, 64, 64>(s, rate);
   }
   if (argc > 1) return 0;  // state size 16 only
-  run<64, 16, 32, 128>(Shape{4, 2048, 2048, 64}, rate);
-  run<64, 8, 32, 128>(Shape{4, 2048, 2048, 64}, rate);
-  run<64, 16, 32, 64>(Shape{4, 2048, 2048, 64}, rate);
-  run<128, 16, 32, 128>(Shape{4, 2048, 2048, 128}, rate);
-  run<128, 16, 16, 128>(Shape{4, 2048, 2048, 128}, rate);
-  run<128, 8, 16, 128>(Shape{4, 2048, 2048, 128}, rate);
-  run<128, 16, 16, 256>(Shape{4, 2048, 2048, 128}, rate);
-  run<256, 16, 16, 256>(Shape{4, 2048, 2048, 256}, rate);
-  run<256, 8, 16, 256>(Shape{4, 2048, 2048, 256}, rate);
-  run<256, 16, 16, 128>(Shape{4, 2048, 2048, 256}, rate);
-  run<256, 16, 8, 256>(Shape{4, 2048, 2048, 256}, rate);
+  const Shape s32{4, 2048, 2048, 32}, s64{4, 2048, 2048, 64}, s128{4, 2048, 2048, 128}, s256{4, 2048, 2048, 256};
+  run<32, 4, 32, 256>(s32, rate);
+  run<32, 4, 32, 512>(s32, rate);
+  run<32, 2, 32, 256>(s32, rate);
+  run<64, 8, 32, 256>(s64, rate);
+  run<64, 8, 32, 512>(s64, rate);
+  run<64, 4, 32, 256>(s64, rate);
+  run<128, 16, 16, 256>(s128, rate);
+  run<128, 8, 16, 512>(s128, rate);
+  run<128, 16, 32, 256>(s128, rate);
+  run<256, 16, 16, 256>(s256, rate);
+  run<256, 16, 16, 512>(s256, rate);
+  run<256, 32, 16, 256>(s256, rate);
   return 0;
 }

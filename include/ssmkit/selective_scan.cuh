@@ -26,19 +26,40 @@ SSMKIT_NAMESPACE_BEGIN
 
 //! Default kernel configuration for a state capacity: states per thread, tile length and
 //! threads per block, chosen by a measured sweep on an H100 (bench/NOTES.md). Each channel's
-//! states are spread over kNState / kStatesPerThread lanes; large state sizes take shorter
-//! tiles (the B and C tiles grow with the state) and more threads, so that a block still
-//! holds 16 channels. When batch x channels give too few blocks for the GPU, the launcher
-//! also cuts the sequence into ranges (see selective_scan_fwd()).
+//! states are spread over kNState / kStatesPerThread lanes; every configuration gives a
+//! block 32 channels (16 at N = 256), so that the B and C tiles, converted once per block,
+//! serve many channels. Large state sizes take shorter tiles (the B and C tiles grow with the
+//! state). When batch x channels give few blocks, selective_scan_fwd(p, stream) switches to
+//! ScanFewChannelsConfig, and the launcher may also cut the sequence into ranges.
 //! @tparam kNState state capacity (16, 32, 64, 128 or 256)
 template <int kNState>
 struct ScanDefaultConfig {
   //! States held by one thread.
-  static constexpr int kStatesPerThread = kNState <= 16 ? 4 : (kNState == 64 ? 16 : 8);
+  static constexpr int kStatesPerThread = kNState <= 32 ? 4 : (kNState == 64 ? 8 : 16);
   //! Time steps per tile.
   static constexpr int kTileLen = kNState <= 64 ? 32 : 16;
   //! Threads per block.
-  static constexpr int kThreads = kNState <= 64 ? 128 : 256;
+  static constexpr int kThreads = kNState <= 16 ? 128 : 256;
+};
+
+//! Configuration for launches whose batch x channels fill fewer than two blocks per SM with
+//! the default configuration (e.g. batch-1 prefill): fewer states per thread give twice the
+//! threads, and longer tiles halve the per-tile overhead. Measured better only at N = 16;
+//! other state sizes keep the default (kDistinct is false).
+//! @tparam kNState state capacity
+template <int kNState>
+struct ScanFewChannelsConfig : ScanDefaultConfig<kNState> {
+  //! True where this configuration differs from the default.
+  static constexpr bool kDistinct = false;
+};
+
+//! ScanFewChannelsConfig at N = 16.
+template <>
+struct ScanFewChannelsConfig<16> {
+  static constexpr bool kDistinct = true;     //!< Differs from the default.
+  static constexpr int kStatesPerThread = 2;  //!< States held by one thread.
+  static constexpr int kTileLen = 64;         //!< Time steps per tile.
+  static constexpr int kThreads = 128;        //!< Threads per block.
 };
 
 namespace detail {
@@ -183,11 +204,39 @@ Status selective_scan_fwd(const SelectiveScanParams& p, cudaStream_t stream) {
 
 namespace detail {
 
+//! True when @p p gives fewer than two blocks per SM of the current device with the default
+//! configuration of state capacity @p kNState (see ScanFewChannelsConfig).
+template <int kNState>
+Status use_few_channels_config(const SelectiveScanParams& p, bool& few) {
+  int dev = 0, sms = 0;
+  SSMKIT_CUDA_TRY(cudaGetDevice(&dev));
+  SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  using C = ScanDefaultConfig<kNState>;
+  using Traits = SelectiveScanTraits<float, kNState, C::kStatesPerThread, C::kTileLen, C::kThreads>;
+  few = Traits::grid_size(p) < 2 * int64_t(sms);
+  return Status::Ok();
+}
+
+//! Calls f(config) with the configuration type the run-time launcher uses for @p p.
+template <int kNState, class F>
+Status with_scan_config(const SelectiveScanParams& p, F&& f) {
+  if constexpr (ScanFewChannelsConfig<kNState>::kDistinct) {
+    bool few = false;
+    SSMKIT_TRY(use_few_channels_config<kNState>(p, few));
+    if (few) return f(ScanFewChannelsConfig<kNState>{});
+  }
+  return f(ScanDefaultConfig<kNState>{});
+}
+
 //! Run-time dstate dispatch of selective_scan_workspace_size() for one element type.
 template <typename T>
 Status selective_scan_workspace_size_for_dtype(const SelectiveScanParams& p, size_t& bytes) {
   return dispatch_scan_dstate(p.dstate, [&](auto n) {
-    return selective_scan_workspace_size<T, decltype(n)::value>(p, bytes);
+    constexpr int kN = decltype(n)::value;
+    return with_scan_config<kN>(p, [&](auto cfg) {
+      using C = decltype(cfg);
+      return selective_scan_workspace_size<T, kN, C::kStatesPerThread, C::kTileLen, C::kThreads>(p, bytes);
+    });
   });
 }
 
@@ -196,7 +245,11 @@ Status selective_scan_workspace_size_for_dtype(const SelectiveScanParams& p, siz
 template <typename T>
 Status selective_scan_fwd_for_dtype(const SelectiveScanParams& p, cudaStream_t stream) {
   return dispatch_scan_dstate(p.dstate, [&](auto n) {
-    return selective_scan_fwd<T, decltype(n)::value>(p, stream);
+    constexpr int kN = decltype(n)::value;
+    return with_scan_config<kN>(p, [&](auto cfg) {
+      using C = decltype(cfg);
+      return selective_scan_fwd<T, kN, C::kStatesPerThread, C::kTileLen, C::kThreads>(p, stream);
+    });
   });
 }
 

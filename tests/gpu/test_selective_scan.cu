@@ -156,7 +156,11 @@ TEST_CASE("selective scan: pieces with state carry equal one call", "[gpu][scan]
       const HostTensor out_pieces = whole.download_out();
       std::vector<double> ref;
       for (size_t i = 0; i < size_t(c.batch * c.dim * c.seqlen); ++i) ref.push_back(whole.out_at(out_whole, i));
-      const ErrorStats es1 = compare([&](size_t i) { return whole.out_at(out_pieces, i); }, ref, 1e-5, 1e-6);
+      // Pieces long enough to be cut into ranges carry the state through a sum of dt (not the
+      // product of the steps' decays), so fp32 results differ in the last bits, and a 16-bit
+      // output may round one step the other way: allow two units in the last place.
+      const double out_tol = t == DType::kFloat32 ? 1e-5 : (t == DType::kFloat16 ? 2e-3 : 1.6e-2);
+      const ErrorStats es1 = compare([&](size_t i) { return whole.out_at(out_pieces, i); }, ref, out_tol, 1e-6);
       INFO(c.name() << " pieces vs one call: " << es1.describe());
       CHECK(es1.failures == 0);
       std::vector<float> last_pieces(last_whole.size());

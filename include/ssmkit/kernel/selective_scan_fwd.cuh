@@ -21,17 +21,21 @@ SSMKIT_NAMESPACE_BEGIN
 //!
 //! A block owns @c kChannels channels of one (batch, group) and walks its range of the
 //! sequence in tiles of @c kTileLen steps, the state in registers. Each channel's @c kNState
-//! states are spread over @c kThreadsPerChannel adjacent lanes, @c kStatesPerThread each.
-//! Per tile the block
+//! states are spread over @c kThreadsPerChannel adjacent lanes, @c kStatesPerThread each:
+//! lane l holds states l, l + kThreadsPerChannel, l + 2 kThreadsPerChannel, ... so that the
+//! lanes of a channel read different shared-memory banks. Per tile the block
 //!   1. converts the tile's u, delta and variable B/C (loaded into registers during the
 //!      previous tile, so the loads overlap the recurrence) into dt and dt*u in shared memory,
 //!      once per element;
-//!   2. runs the recurrence: per state and step one exp2 and four FP32 operations; each thread
-//!      writes its partial sum of C*h for four steps at a time to shared memory;
+//!   2. runs the recurrence four steps at a time: per state one exp2 and four FP32 operations
+//!      per step; each thread writes its partial sums of C*h for the four steps to shared
+//!      memory;
 //!   3. sums the partials, adds D*u, applies the z gate and stores out with 16-byte stores.
+//! Tiles that lie wholly inside the sequence, with every channel of the block present and
+//! aligned rows, take a path without per-element bounds checks.
 //! @tparam T                 element type of u, delta, z, out and variable B/C
 //! @tparam kNState_          largest state size handled (the run-time dstate may be smaller)
-//! @tparam kStatesPerThread_ states held by one thread (multiple of 4)
+//! @tparam kStatesPerThread_ states held by one thread
 //! @tparam kTileLen_         time steps per tile (multiple of 4 and of the vector width)
 //! @tparam kThreads_         threads per block
 template <typename T, int kNState_, int kStatesPerThread_, int kTileLen_, int kThreads_>
@@ -48,28 +52,32 @@ struct SelectiveScanTraits {
   static constexpr int kVecsPerTile = kChannels * kVecsPerRow;  //!< Vectors of u per tile.
   //! Vectors of u (and of delta, z, out) each thread handles per tile.
   static constexpr int kVecsPerThread = (kVecsPerTile + kThreads - 1) / kThreads;
-  //! Vectors of variable B (and of C) each thread loads per tile.
-  static constexpr int kBCVecsPerThread = (kNState * kVecsPerRow + kThreads - 1) / kThreads;
+  //! Vectors of variable B (or of C) per tile.
+  static constexpr int kBCVecs = kNState * kVecsPerRow;
+  //! Vectors of variable B and C together each thread loads per tile.
+  static constexpr int kBCVecsPerThread = (2 * kBCVecs + kThreads - 1) / kThreads;
   //! Blocks per SM the register budget is sized for (__launch_bounds__).
   static constexpr int kMinBlocksPerSM = ((kNState_ <= 32 ? 512 : 384) + kThreads_ - 1) / kThreads_;
-  static constexpr int kRow = kTileLen + 4;   //!< Padded per-channel row (floats).
-  static constexpr int kBCRow = kNState + 4;  //!< Padded B/C row (floats).
+  //! Padded row of one channel's (or one state's) tile, in floats: consecutive rows start
+  //! four banks apart, so that the 16-byte accesses of a quarter warp meet no bank conflict.
+  static constexpr int kRow = kTileLen + 4;
+  //! Floats per channel of the partial sums (the extra vector offsets channels by four banks).
+  static constexpr int kYChannel = kThreadsPerChannel * kRow + 4;
 
   static_assert(kNState % kStatesPerThread == 0, "kStatesPerThread must divide kNState");
   static_assert(kThreadsPerChannel >= 1 && kThreadsPerChannel <= 32 &&
                     (kThreadsPerChannel & (kThreadsPerChannel - 1)) == 0,
                 "a channel's lanes must be a power of two within one warp");
   static_assert(kThreads % 32 == 0 && kThreads % kThreadsPerChannel == 0, "bad block size");
-  static_assert(kStatesPerThread % 4 == 0, "states per thread must be a multiple of 4");
   static_assert(kTileLen % kVec == 0 && kTileLen % 4 == 0, "tile must hold whole vectors");
 
   //! Shared memory of one block.
   struct TempStorage {
-    float dt[kChannels][kRow];                        //!< dt per channel and step.
-    float dtu[kChannels][kRow];                       //!< dt * u per channel and step.
-    float y[kChannels][kThreadsPerChannel][kRow];     //!< Partial sums of C*h per lane.
-    float B[kTileLen][kBCRow];                        //!< Variable B of the tile, step-major.
-    float C[kTileLen][kBCRow];                        //!< Variable C of the tile, step-major.
+    float dt[kChannels][kRow];           //!< dt per channel and step.
+    float dtu[kChannels][kRow];          //!< dt * u per channel and step.
+    float y[kChannels * kYChannel];      //!< Partial sums of C*h per channel, lane and step.
+    float B[kNState][kRow];              //!< Variable B of the tile, per state.
+    float C[kNState][kRow];              //!< Variable C of the tile, per state.
   };
 
   //! Number of blocks for @p p when the sequence is cut into @p splits ranges.
@@ -82,12 +90,13 @@ struct SelectiveScanTraits {
 namespace detail {
 
 // Loads one 16-byte vector of kV elements starting at src, of which `valid` are inside the
-// sequence (the rest read as zero). 16-byte access when `vec` and the vector is whole.
-template <typename T>
+// sequence (the rest read as zero). 16-byte access when `vec` and the vector is whole; with
+// kFull the caller guarantees both.
+template <bool kFull, typename T>
 SSMKIT_DEVICE uint4 load_raw(const T* __restrict__ src, int valid, bool vec) {
   constexpr int kV = kVecElems<T>;
   uint4 raw = make_uint4(0, 0, 0, 0);
-  if (vec && valid >= kV) {
+  if (kFull || (vec && valid >= kV)) {
     raw = __ldg(reinterpret_cast<const uint4*>(src));
   } else {
     T* e = reinterpret_cast<T*>(&raw);
@@ -131,6 +140,8 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
   constexpr int kV = Traits::kVec;
   constexpr int kVPT = Traits::kVecsPerThread;
   constexpr int kBCV = Traits::kBCVecsPerThread;
+  constexpr int kYC = Traits::kYChannel;
+  constexpr bool kAllVecsUsed = Traits::kVecsPerTile % Traits::kThreads == 0;
   extern __shared__ __align__(16) unsigned char smem_bytes[];
   typename Traits::TempStorage& smem = *reinterpret_cast<typename Traits::TempStorage*>(smem_bytes);
 
@@ -162,19 +173,20 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
                      (z == nullptr || (is_aligned(z, 16) && p.z_dim_stride % kV == 0)) &&
                      p.u_dim_stride % kV == 0 && p.delta_dim_stride % kV == 0 &&
                      p.out_dim_stride % kV == 0;
-  const bool vec_B = Bvar && is_aligned(Bvar, 16) && p.B_dstate_stride % kV == 0;
-  const bool vec_C = Cvar && is_aligned(Cvar, 16) && p.C_dstate_stride % kV == 0;
+  const bool vec_B = Bvar == nullptr || (is_aligned(Bvar, 16) && p.B_dstate_stride % kV == 0);
+  const bool vec_C = Cvar == nullptr || (is_aligned(Cvar, 16) && p.C_dstate_stride % kV == 0);
+  // Whole tiles take the path without bounds checks when all of the block's rows are there.
+  const bool all_rows = vec_x && vec_B && vec_C && n_chan == kC && dstate == Traits::kNState;
 
-  // Recurrence role of this thread: channel c, states n0 .. n0 + kS - 1.
+  // Recurrence role of this thread: channel c, states lane_in_channel + i * kTPC.
   const int c = tid / kTPC;
   const int lane_in_channel = tid % kTPC;
-  const int n0 = lane_in_channel * kS;
   const bool c_valid = c < n_chan;
   const int64_t d = d_begin + (c_valid ? c : 0);
   float a_log2[kS], h[kS], Bc[kS], Cc[kS];
 #pragma unroll
   for (int i = 0; i < kS; ++i) {
-    const int n = n0 + i;
+    const int n = lane_in_channel + i * kTPC;
     const bool ok = c_valid && n < dstate;
     a_log2[i] = ok ? p.A[d * p.A_dim_stride + n * p.A_dstate_stride] * kLog2e : 0.f;
     h[i] = ok && p.h0 && !kStatePass ? p.h0[b * p.h0_batch_stride + d * p.h0_dim_stride + n] : 0.f;
@@ -189,154 +201,199 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
       const float dts = split.ws_dtsum[row];
 #pragma unroll
       for (int i = 0; i < kS; ++i) {
-        const float loc = c_valid && n0 + i < dstate ? split.ws_state[row * p.dstate + n0 + i] : 0.f;
+        const int n = lane_in_channel + i * kTPC;
+        const float loc = c_valid && n < dstate ? split.ws_state[row * p.dstate + n] : 0.f;
         h[i] = fmaf(fast_exp2(dts * a_log2[i]), h[i], loc);
       }
     }
   }
   float dtsum = 0.f;
 
-  // Element role of this thread (loads, dt, epilogue): vectors v = tid + j * kThreads.
+  // Element role of this thread (loads, dt, epilogue): vectors v = tid + j * kThreads, each
+  // kV steps (from tv) of channel cv. Row pointers are set once and advanced by a tile.
   float bias_v[kVPT], D_v[kVPT];
+  int cv_of[kVPT], tv_of[kVPT];
+  bool has_v[kVPT];
+  const T* u_ptr[kVPT];
+  const T* dl_ptr[kVPT];
+  const T* z_ptr[kVPT];
+  T* out_ptr[kVPT];
 #pragma unroll
   for (int j = 0; j < kVPT; ++j) {
-    const int cv = (tid + j * Traits::kThreads) / Traits::kVecsPerRow;
-    const bool ok = cv < n_chan;
-    bias_v[j] = ok && p.delta_bias ? p.delta_bias[d_begin + cv] : 0.f;
-    D_v[j] = ok && p.D ? p.D[d_begin + cv] : 0.f;
-  }
-  auto vec_of = [&](int j, int& cv, int& tv) {
     const int v = tid + j * Traits::kThreads;
-    cv = v / Traits::kVecsPerRow;
-    tv = (v % Traits::kVecsPerRow) * kV;
-    return (Traits::kVecsPerTile % Traits::kThreads == 0 || v < Traits::kVecsPerTile) && cv < n_chan;
-  };
+    cv_of[j] = v / Traits::kVecsPerRow;
+    tv_of[j] = (v % Traits::kVecsPerRow) * kV;
+    has_v[j] = (kAllVecsUsed || v < Traits::kVecsPerTile) && cv_of[j] < n_chan;
+    const int64_t dv = d_begin + (has_v[j] ? cv_of[j] : 0);
+    bias_v[j] = has_v[j] && p.delta_bias ? p.delta_bias[dv] : 0.f;
+    D_v[j] = has_v[j] && p.D ? p.D[dv] : 0.f;
+    u_ptr[j] = u + dv * p.u_dim_stride + t_begin + tv_of[j];
+    dl_ptr[j] = delta + dv * p.delta_dim_stride + t_begin + tv_of[j];
+    z_ptr[j] = z ? z + dv * p.z_dim_stride + t_begin + tv_of[j] : nullptr;
+    out_ptr[j] = out + dv * p.out_dim_stride + t_begin + tv_of[j];
+  }
+  // B/C role: vectors w = tid + j * kThreads of [B; C], each kV steps (from tw) of state nw.
+  const T* bc_ptr[kBCV];
+  int nw_of[kBCV], tw_of[kBCV];
+  bool is_C[kBCV], has_w[kBCV];
+#pragma unroll
+  for (int j = 0; j < kBCV; ++j) {
+    const int w0 = tid + j * Traits::kThreads;
+    is_C[j] = w0 >= Traits::kBCVecs;
+    const int w = is_C[j] ? w0 - Traits::kBCVecs : w0;
+    nw_of[j] = w / Traits::kVecsPerRow;
+    tw_of[j] = (w % Traits::kVecsPerRow) * kV;
+    const T* base = is_C[j] ? Cvar : Bvar;
+    has_w[j] = w0 < 2 * Traits::kBCVecs && base != nullptr;
+    const int64_t stride = is_C[j] ? p.C_dstate_stride : p.B_dstate_stride;
+    bc_ptr[j] = has_w[j] ? base + (nw_of[j] < dstate ? nw_of[j] : 0) * stride + t_begin + tw_of[j] : nullptr;
+  }
 
   // Raw registers of the next tile, loaded while the current one is computed.
-  uint4 raw_u[kVPT], raw_dl[kVPT], raw_B[kBCV], raw_C[kBCV];
+  uint4 raw_u[kVPT], raw_dl[kVPT], raw_bc[kBCV];
+#pragma unroll
+  for (int j = 0; j < kVPT; ++j) raw_u[j] = raw_dl[j] = make_uint4(0, 0, 0, 0);
+#pragma unroll
+  for (int j = 0; j < kBCV; ++j) raw_bc[j] = make_uint4(0, 0, 0, 0);
   auto valid_of = [&](int64_t t0) { return static_cast<int>(t_end - t0 < kL ? t_end - t0 : kL); };
-  auto load_tile = [&](int64_t t0) {
-    const int valid_t = valid_of(t0);
+  auto is_full = [&](int64_t t0) { return all_rows && t0 + kL <= t_end; };
+  // Loads the tile at offset `off` from the range start.
+  auto load_tile = [&](int64_t off, int valid_t, auto full) {
+    constexpr bool kFull = decltype(full)::value;
 #pragma unroll
     for (int j = 0; j < kVPT; ++j) {
-      int cv, tv;
-      if (vec_of(j, cv, tv)) {
-        const int64_t dv = d_begin + cv;
-        raw_u[j] = detail::load_raw(u + dv * p.u_dim_stride + t0 + tv, valid_t - tv, vec_x);
-        raw_dl[j] = detail::load_raw(delta + dv * p.delta_dim_stride + t0 + tv, valid_t - tv, vec_x);
+      if (kFull ? (kAllVecsUsed || has_v[j]) : has_v[j]) {
+        raw_u[j] = detail::load_raw<kFull>(u_ptr[j] + off, valid_t - tv_of[j], vec_x);
+        raw_dl[j] = detail::load_raw<kFull>(dl_ptr[j] + off, valid_t - tv_of[j], vec_x);
       }
     }
 #pragma unroll
-    for (int j = 0; j < kBCV; ++j) {
-      const int v = tid + j * Traits::kThreads;
-      const int n = v / Traits::kVecsPerRow;
-      const int tv = (v % Traits::kVecsPerRow) * kV;
-      if (n < dstate) {
-        if (Bvar) raw_B[j] = detail::load_raw(Bvar + n * p.B_dstate_stride + t0 + tv, valid_t - tv, vec_B);
-        if (Cvar) raw_C[j] = detail::load_raw(Cvar + n * p.C_dstate_stride + t0 + tv, valid_t - tv, vec_C);
-      }
-    }
+    for (int j = 0; j < kBCV; ++j)
+      if (has_w[j] && (kFull || nw_of[j] < dstate))
+        raw_bc[j] = detail::load_raw<kFull>(bc_ptr[j] + off, valid_t - tw_of[j], is_C[j] ? vec_C : vec_B);
   };
 
   // Converts the raw tile to dt, dt*u, B, C in shared memory; keeps u for the epilogue.
   float u_keep[kVPT][kV];
-  auto commit_tile = [&](int64_t t0) {
-    const int valid_t = valid_of(t0);
+  auto commit_tile = [&](int valid_t, auto full) {
+    constexpr bool kFull = decltype(full)::value;
 #pragma unroll
     for (int j = 0; j < kVPT; ++j) {
-      int cv, tv;
-      const bool ok = vec_of(j, cv, tv);
-      if (Traits::kVecsPerTile % Traits::kThreads == 0 || tid + j * Traits::kThreads < Traits::kVecsPerTile) {
-        float dts[kV], dtus[kV];
+      if (kAllVecsUsed || tid + j * Traits::kThreads < Traits::kVecsPerTile) {
+        float dts[kV];
 #pragma unroll
         for (int i = 0; i < kV; ++i) {
-          float dt = 0.f, uu = 0.f;
-          if (ok && tv + i < valid_t) {  // steps past the end get dt = 0: the state is unchanged
-            uu = detail::raw_at<T>(raw_u[j], i);
-            dt = detail::raw_at<T>(raw_dl[j], i) + bias_v[j];
-            if (p.delta_softplus) dt = softplus_fast(dt);
-          }
-          u_keep[j][i] = uu;
-          dts[i] = dt;
-          dtus[i] = dt * uu;
+          // Steps past the end (and absent channels) get dt = 0: the state is unchanged.
+          const bool ok = kFull || (has_v[j] && tv_of[j] + i < valid_t);
+          u_keep[j][i] = ok ? detail::raw_at<T>(raw_u[j], i) : 0.f;
+          dts[i] = detail::raw_at<T>(raw_dl[j], i) + bias_v[j];
+        }
+        if (p.delta_softplus) {
+#pragma unroll
+          for (int i = 0; i < kV; ++i) dts[i] = softplus_fast(dts[i]);
+        }
+        if (!kFull) {
+#pragma unroll
+          for (int i = 0; i < kV; ++i) dts[i] = has_v[j] && tv_of[j] + i < valid_t ? dts[i] : 0.f;
         }
         // 16-byte stores: rows are 16-byte aligned and tv is a multiple of the vector width.
+        float* dt_row = &smem.dt[cv_of[j]][tv_of[j]];
+        float* dtu_row = &smem.dtu[cv_of[j]][tv_of[j]];
 #pragma unroll
         for (int i = 0; i < kV; i += 4) {
-          *reinterpret_cast<float4*>(&smem.dt[cv][tv + i]) = make_float4(dts[i], dts[i + 1], dts[i + 2], dts[i + 3]);
-          *reinterpret_cast<float4*>(&smem.dtu[cv][tv + i]) = make_float4(dtus[i], dtus[i + 1], dtus[i + 2], dtus[i + 3]);
+          *reinterpret_cast<float4*>(dt_row + i) = make_float4(dts[i], dts[i + 1], dts[i + 2], dts[i + 3]);
+          *reinterpret_cast<float4*>(dtu_row + i) =
+              make_float4(dts[i] * u_keep[j][i], dts[i + 1] * u_keep[j][i + 1], dts[i + 2] * u_keep[j][i + 2],
+                          dts[i + 3] * u_keep[j][i + 3]);
         }
       }
     }
 #pragma unroll
     for (int j = 0; j < kBCV; ++j) {
-      const int v = tid + j * Traits::kThreads;
-      const int n = v / Traits::kVecsPerRow;
-      const int tv = (v % Traits::kVecsPerRow) * kV;
-      if (n < Traits::kNState) {
-        const bool ok = n < dstate;
+      if (has_w[j]) {
+        const bool ok = kFull || nw_of[j] < dstate;
+        float* row = is_C[j] ? &smem.C[nw_of[j]][tw_of[j]] : &smem.B[nw_of[j]][tw_of[j]];
 #pragma unroll
-        for (int i = 0; i < kV; ++i) {
-          if (Bvar) smem.B[tv + i][n] = ok ? detail::raw_at<T>(raw_B[j], i) : 0.f;
-          if (Cvar) smem.C[tv + i][n] = ok ? detail::raw_at<T>(raw_C[j], i) : 0.f;
+        for (int i = 0; i < kV; i += 4) {
+          float4 q;
+          q.x = ok ? detail::raw_at<T>(raw_bc[j], i) : 0.f;
+          q.y = ok ? detail::raw_at<T>(raw_bc[j], i + 1) : 0.f;
+          q.z = ok ? detail::raw_at<T>(raw_bc[j], i + 2) : 0.f;
+          q.w = ok ? detail::raw_at<T>(raw_bc[j], i + 3) : 0.f;
+          *reinterpret_cast<float4*>(row + i) = q;
         }
       }
     }
   };
+  auto load_and_commit = [&](int64_t t0, bool load_next) {
+    // Loads of the tile at t0 + kL when load_next; otherwise converts the registers of t0.
+    const int64_t t = load_next ? t0 + kL : t0;
+    if (is_full(t)) {
+      if (load_next) load_tile(t - t_begin, kL, std::true_type{});
+      else commit_tile(kL, std::true_type{});
+    } else {
+      if (load_next) load_tile(t - t_begin, valid_of(t), std::false_type{});
+      else commit_tile(valid_of(t), std::false_type{});
+    }
+  };
 
-  load_tile(t_begin);
-  commit_tile(t_begin);
+  load_and_commit(t_begin - kL, true);
+  load_and_commit(t_begin, false);
   for (int64_t t0 = t_begin; t0 < t_end; t0 += kL) {
     const int valid_t = valid_of(t0);
     const bool has_next = t0 + kL < t_end;
     __syncthreads();  // the tile's dt, dt*u, B, C are in shared memory
-    if (has_next) load_tile(t0 + kL);
+    if (has_next) load_and_commit(t0, true);
     uint4 raw_z[kVPT];
     if (z) {
 #pragma unroll
-      for (int j = 0; j < kVPT; ++j) {
-        int cv, tv;
-        if (vec_of(j, cv, tv) && tv < valid_t)
-          raw_z[j] = detail::load_raw(z + (d_begin + cv) * p.z_dim_stride + t0 + tv, valid_t - tv, vec_x);
-      }
+      for (int j = 0; j < kVPT; ++j)
+        if (has_v[j] && tv_of[j] < valid_t)
+          raw_z[j] = detail::load_raw<false>(z_ptr[j] + (t0 - t_begin), valid_t - tv_of[j], vec_x);
     }
 
-    // The recurrence, four steps at a time. Variable B and C (the common case) read shared
-    // memory only; otherwise the constant values in registers stand in.
+    // The recurrence, four steps at a time, one state after another within the four steps.
+    // Variable B and C (the common case) read shared memory only; otherwise the constant
+    // values in registers stand in.
     auto recurrence = [&](auto var_bc) {
       constexpr bool kVarBC = decltype(var_bc)::value;
+      float* y_row = &smem.y[c * kYC + lane_in_channel * Traits::kRow];
 #pragma unroll 2
       for (int t = 0; t < kL; t += 4) {
         const float4 dt4 = *reinterpret_cast<const float4*>(&smem.dt[c][t]);
         const float4 dtu4 = *reinterpret_cast<const float4*>(&smem.dtu[c][t]);
         const float dts[4] = {dt4.x, dt4.y, dt4.z, dt4.w};
         const float dtus[4] = {dtu4.x, dtu4.y, dtu4.z, dtu4.w};
-        float ys[4];
+        float ys[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
-        for (int s4 = 0; s4 < 4; ++s4) {
-          float Bv[kS], Cv[kS];
-#pragma unroll
-          for (int i = 0; i < kS; i += 4) {
-            if (kVarBC || Bvar) {
-              const float4 q = *reinterpret_cast<const float4*>(&smem.B[t + s4][n0 + i]);
-              Bv[i] = q.x; Bv[i + 1] = q.y; Bv[i + 2] = q.z; Bv[i + 3] = q.w;
-            } else {
-              Bv[i] = Bc[i]; Bv[i + 1] = Bc[i + 1]; Bv[i + 2] = Bc[i + 2]; Bv[i + 3] = Bc[i + 3];
-            }
-            if (kStatePass) {
-              Cv[i] = Cv[i + 1] = Cv[i + 2] = Cv[i + 3] = 0.f;
-            } else if (kVarBC || Cvar) {
-              const float4 q = *reinterpret_cast<const float4*>(&smem.C[t + s4][n0 + i]);
-              Cv[i] = q.x; Cv[i + 1] = q.y; Cv[i + 2] = q.z; Cv[i + 3] = q.w;
-            } else {
-              Cv[i] = Cc[i]; Cv[i + 1] = Cc[i + 1]; Cv[i + 2] = Cc[i + 2]; Cv[i + 3] = Cc[i + 3];
-            }
+        for (int i = 0; i < kS; ++i) {
+          const int n = lane_in_channel + i * kTPC;
+          float Bv[4], Cv[4];
+          if (kVarBC || Bvar) {
+            const float4 q = *reinterpret_cast<const float4*>(&smem.B[n][t]);
+            Bv[0] = q.x; Bv[1] = q.y; Bv[2] = q.z; Bv[3] = q.w;
+          } else {
+            Bv[0] = Bv[1] = Bv[2] = Bv[3] = Bc[i];
           }
-          ys[s4] = scan_step<kS>(h, a_log2, dts[s4], dtus[s4], Bv, Cv);
-          if (kStatePass) dtsum += dts[s4];
+          if (kStatePass) {
+            Cv[0] = Cv[1] = Cv[2] = Cv[3] = 0.f;
+          } else if (kVarBC || Cvar) {
+            const float4 q = *reinterpret_cast<const float4*>(&smem.C[n][t]);
+            Cv[0] = q.x; Cv[1] = q.y; Cv[2] = q.z; Cv[3] = q.w;
+          } else {
+            Cv[0] = Cv[1] = Cv[2] = Cv[3] = Cc[i];
+          }
+#pragma unroll
+          for (int s = 0; s < 4; ++s) {
+            h[i] = fmaf(fast_exp2(dts[s] * a_log2[i]), h[i], dtus[s] * Bv[s]);
+            if (!kStatePass) ys[s] = fmaf(Cv[s], h[i], ys[s]);
+          }
         }
-        if (!kStatePass)
-          *reinterpret_cast<float4*>(&smem.y[c][lane_in_channel][t]) = make_float4(ys[0], ys[1], ys[2], ys[3]);
+        if (kStatePass) {
+          dtsum += (dts[0] + dts[1]) + (dts[2] + dts[3]);
+        } else {
+          *reinterpret_cast<float4*>(y_row + t) = make_float4(ys[0], ys[1], ys[2], ys[3]);
+        }
       }
     };
     if (Bvar && (Cvar || kStatePass)) {
@@ -347,7 +404,7 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     if (kStatePass) {
       if (has_next) {
         __syncthreads();
-        commit_tile(t0 + kL);
+        load_and_commit(t0 + kL, false);
       }
       continue;
     }
@@ -359,10 +416,10 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     if (kTPC > 4) {
       for (int q = tid; q < kC * kL; q += Traits::kThreads) {
         const int qc = q / kL, qt = q % kL;
-        float acc = smem.y[qc][0][qt];
+        float acc = smem.y[qc * kYC + qt];
 #pragma unroll
-        for (int l = 1; l < kTPC; ++l) acc += smem.y[qc][l][qt];
-        smem.y[qc][0][qt] = acc;
+        for (int l = 1; l < kTPC; ++l) acc += smem.y[qc * kYC + l * Traits::kRow + qt];
+        smem.y[qc * kYC + qt] = acc;
       }
       __syncthreads();
     }
@@ -370,15 +427,15 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     // Epilogue: sum the partials, add D*u, gate, store.
 #pragma unroll
     for (int j = 0; j < kVPT; ++j) {
-      int cv, tv;
-      if (vec_of(j, cv, tv) && tv < valid_t) {
+      if (has_v[j] && tv_of[j] < valid_t) {
         float o[kV];
+        const float* y_row = &smem.y[cv_of[j] * kYC + tv_of[j]];
 #pragma unroll
         for (int i = 0; i < kV; i += 4) {
-          float4 acc = *reinterpret_cast<const float4*>(&smem.y[cv][0][tv + i]);
+          float4 acc = *reinterpret_cast<const float4*>(y_row + i);
 #pragma unroll
           for (int l = 1; l < kPartials; ++l) {
-            const float4 q = *reinterpret_cast<const float4*>(&smem.y[cv][l][tv + i]);
+            const float4 q = *reinterpret_cast<const float4*>(y_row + l * Traits::kRow + i);
             acc.x += q.x; acc.y += q.y; acc.z += q.z; acc.w += q.w;
           }
           o[i] = fmaf(D_v[j], u_keep[j][i], acc.x);
@@ -390,27 +447,31 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
 #pragma unroll
           for (int i = 0; i < kV; ++i) o[i] *= silu_fast(detail::raw_at<T>(raw_z[j], i));
         }
-        store_from_float<T, kV>(out + (d_begin + cv) * p.out_dim_stride + t0 + tv, o, vec_x, valid_t - tv);
+        store_from_float<T, kV>(out_ptr[j] + (t0 - t_begin), o, vec_x, valid_t - tv_of[j]);
       }
     }
     // The next tile's shared memory: dt, dt*u, B and C were last read before the barrier above;
     // y is next written after the barrier at the top of the loop.
-    if (has_next) commit_tile(t0 + kL);
+    if (has_next) load_and_commit(t0 + kL, false);
   }
 
   if (kStatePass) {
     if (c_valid) {
       const int64_t row = (sidx * p.batch + b) * p.dim + d;
 #pragma unroll
-      for (int i = 0; i < kS; ++i)
-        if (n0 + i < dstate) split.ws_state[row * p.dstate + n0 + i] = h[i];
+      for (int i = 0; i < kS; ++i) {
+        const int n = lane_in_channel + i * kTPC;
+        if (n < dstate) split.ws_state[row * p.dstate + n] = h[i];
+      }
       if (lane_in_channel == 0) split.ws_dtsum[row] = dtsum;
     }
   } else if (p.last_state && c_valid && t_end == p.seqlen) {
     float* ls = p.last_state + b * p.last_state_batch_stride + d * p.last_state_dim_stride;
 #pragma unroll
-    for (int i = 0; i < kS; ++i)
-      if (n0 + i < dstate) ls[n0 + i] = h[i];
+    for (int i = 0; i < kS; ++i) {
+      const int n = lane_in_channel + i * kTPC;
+      if (n < dstate) ls[n] = h[i];
+    }
   }
 }
 
