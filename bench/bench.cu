@@ -12,6 +12,7 @@
 
 #include "bench_common.cuh"
 #include "causal_conv1d.cuh"
+#include "fused_conv_scan.cuh"
 #include "selective_state_update.cuh"
 
 #include <algorithm>
@@ -126,8 +127,8 @@ void bench_selective_scan(Context& ctx) {
 }
 
 // Every op's cases, in the order they run. An op adds its function here.
-void (*const kBenches[])(Context&) = {bench_selective_scan, bench_selective_state_update,
-                                      bench_causal_conv1d};
+void (*const kBenches[])(Context&) = {bench_selective_scan, bench_fused_conv_scan,
+                                      bench_selective_state_update, bench_causal_conv1d};
 
 }  // namespace
 

@@ -15,6 +15,7 @@ metrics+=,sm__pipe_fma_cycles_active.avg.pct_of_peak_sustained_active
 metrics+=,l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum
 metrics+=,dram__throughput.avg.pct_of_peak_sustained_elapsed,launch__registers_per_thread
 metrics+=,sm__warps_active.avg.pct_of_peak_sustained_active
+metrics+=,regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio
 ncu --kernel-name "regex:$kernel" --launch-skip 2 --launch-count 1 --section WarpStateStats \
     --metrics "$metrics" "$build/bench/ssmkit_bench" --filter "$filter" --reps 1 2>&1 |
   grep -vE "^==PROF==|^\s*$|^ *-+ *$|OPT |Est. Speedup|^\s+(The|This|On average|To reduce|Check|Also|Use|warp|instructions|stall|cycles|the|of|was|is|in|a|to)\b"

@@ -9,6 +9,7 @@
 #include <ssmkit/reference/selective_scan.cuh>
 #include <ssmkit/selective_scan.cuh>
 
+#include <algorithm>
 #include <string>
 
 #include "common.cuh"
@@ -23,6 +24,10 @@ struct ScanCase {
   int64_t row_pad = 0;    // extra elements between channel rows of u/delta/z/out
   int64_t batch_pad = 0;  // extra elements between batches
   int64_t offset = 0;     // elements the u/delta/z/out data starts past an allocation
+  // Fused causal conv1d: width 0 = none.
+  int64_t conv_w = 0;
+  bool conv_bias = true, conv_silu = true, conv_init = true, conv_final = true, conv_out = true;
+  bool conv_w_fp32 = true;  // weight and bias in float32 (else in dtype)
   uint64_t seed = 1;
 
   std::string name() const {
@@ -35,7 +40,14 @@ struct ScanCase {
                   softplus ? "softplus " : "", h0 ? "h0 " : "", last ? "last " : "",
                   (long long)row_pad, (long long)batch_pad, (long long)offset,
                   (unsigned long long)seed);
-    return buf;
+    std::string s = buf;
+    if (conv_w > 0) {
+      std::snprintf(buf, sizeof buf, " conv W%lld%s%s%s%s%s%s", (long long)conv_w, conv_bias ? " bias" : "",
+                    conv_silu ? " silu" : "", conv_init ? " init" : "", conv_final ? " final" : "",
+                    conv_out ? " out" : "", conv_w_fp32 ? " w32" : " wdtype");
+      s += buf;
+    }
+    return s;
   }
 };
 
@@ -46,6 +58,8 @@ struct ScanProblem {
   HostTensor u, delta, z, B, C;
   std::vector<float> A, D, bias, h0;
   DeviceBuffer du, ddelta, dz, dB, dC, dA, dD, dbias, dh0, dout, dlast;
+  HostTensor conv_weight, conv_bias, conv_init;  // fused conv inputs (conv_w > 0)
+  DeviceBuffer dcw, dcb, dcinit, dcfinal, dcout;
   size_t x_elems = 0;  // elements of each (padded) u/delta/z/out allocation
 
   explicit ScanProblem(const ScanCase& cs) : c(cs) {
@@ -119,13 +133,69 @@ struct ScanProblem {
     dev.h0 = c.h0 ? dh0.as<float>() : nullptr;
     dev.out = const_cast<void*>(off(dout.get()));
     dev.last_state = c.last ? dlast.as<float>() : nullptr;
+    if (c.conv_w > 0) add_conv(rng);
   }
 
-  // Reference output (batch, dim, seqlen) and last state (batch, dim, dstate), contiguous.
-  void reference(std::vector<double>& out, std::vector<double>& last) const {
+  // The fused conv's weight (dim, W), bias, initial states (batch, dim, W-1), final states and
+  // conv output (laid out like u).
+  void add_conv(std::mt19937_64& rng) {
+    using namespace ssmkit;
+    const int64_t W = c.conv_w, S = W - 1;
+    const DType wt = c.conv_w_fp32 ? DType::kFloat32 : c.dtype;
+    set_contiguous_scan_conv(host, W, wt);
+    host.conv.out_dim_stride = host.u_dim_stride;
+    host.conv.out_batch_stride = host.u_batch_stride;
+    host.conv.silu = c.conv_silu;
+    conv_weight = make_host(wt, c.dim * W);
+    fill_uniform(conv_weight, rng, -0.6f, 0.6f);
+    conv_bias = make_host(wt, c.dim);
+    fill_uniform(conv_bias, rng, -0.2f, 0.2f);
+    conv_init = make_host(c.dtype, std::max<int64_t>(1, c.batch * c.dim * S));
+    fill_normal(conv_init, rng);
+    const int es = dtype_size(c.dtype);
+    dcw = DeviceBuffer(conv_weight.bytes.size()); dcw.upload(conv_weight.data(), conv_weight.bytes.size());
+    dcb = DeviceBuffer(conv_bias.bytes.size()); dcb.upload(conv_bias.data(), conv_bias.bytes.size());
+    dcinit = DeviceBuffer(conv_init.bytes.size()); dcinit.upload(conv_init.data(), conv_init.bytes.size());
+    dcfinal = DeviceBuffer(conv_init.bytes.size());
+    dcout = DeviceBuffer(x_elems * es);
+    host.conv.weight = conv_weight.data();
+    host.conv.bias = c.conv_bias ? conv_bias.data() : nullptr;
+    host.conv.initial_states = c.conv_init && S > 0 ? conv_init.data() : nullptr;
+    const ScanConv1dParams hc = host.conv;
+    dev.conv = hc;
+    dev.conv.weight = dcw.get();
+    dev.conv.bias = c.conv_bias ? dcb.get() : nullptr;
+    dev.conv.initial_states = hc.initial_states ? dcinit.get() : nullptr;
+    dev.conv.final_states = c.conv_final && S > 0 ? dcfinal.get() : nullptr;
+    dev.conv.out = c.conv_out ? static_cast<unsigned char*>(dcout.get()) + c.offset * es : nullptr;
+  }
+
+  // The conv's final states the call must write: the last W-1 inputs of each row, taken from
+  // the initial states (or zero) where the sequence is shorter. (batch, dim, W-1) contiguous.
+  std::vector<double> expected_conv_final() const {
+    const int64_t S = c.conv_w - 1;
+    std::vector<double> v(c.batch * c.dim * S, 0.0);
+    for (int64_t b = 0; b < c.batch; ++b)
+      for (int64_t d = 0; d < c.dim; ++d)
+        for (int64_t k = 0; k < S; ++k) {
+          const int64_t t = c.seqlen - S + k;
+          double x = 0.0;
+          if (t >= 0) x = u.at(c.offset + b * host.u_batch_stride + d * host.u_dim_stride + t);
+          else if (c.conv_init) x = conv_init.at((b * c.dim + d) * S + S + t);
+          v[(b * c.dim + d) * S + k] = x;
+        }
+    return v;
+  }
+
+  // Reference output (batch, dim, seqlen), last state (batch, dim, dstate) and, with the fused
+  // conv, the conv's output (batch, dim, seqlen), contiguous.
+  void reference(std::vector<double>& out, std::vector<double>& last,
+                 std::vector<double>* conv_out = nullptr) const {
     out.assign(c.batch * c.dim * c.seqlen, 0.0);
     last.assign(c.batch * c.dim * c.dstate, 0.0);
-    const ssmkit::Status st = ssmkit::reference::selective_scan_fwd(host, out.data(), last.data());
+    if (conv_out) conv_out->assign(c.batch * c.dim * c.seqlen, 0.0);
+    const ssmkit::Status st = ssmkit::reference::selective_scan_fwd(host, out.data(), last.data(), 0, -1,
+                                                                    conv_out ? conv_out->data() : nullptr);
     if (!st.ok()) throw std::runtime_error(std::string("reference: ") + st.message());
   }
 

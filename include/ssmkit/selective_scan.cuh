@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "config.cuh"
 #include "dispatch.cuh"
@@ -27,8 +28,8 @@ SSMKIT_NAMESPACE_BEGIN
 //! Default kernel configuration for a state capacity: states per thread, tile length and
 //! threads per block, chosen by a measured sweep on an H100 (bench/NOTES.md). Each channel's
 //! states are spread over kNState / kStatesPerThread lanes; every configuration gives a
-//! block 32 channels (16 at N = 256), so that the B and C tiles, converted once per block,
-//! serve many channels. Large state sizes take shorter tiles (the B and C tiles grow with the
+//! block at least 32 channels, so that the B and C tiles, converted once per block, serve
+//! many channels. Large state sizes take shorter tiles (the B and C tiles grow with the
 //! state). When batch x channels give few blocks, selective_scan_fwd(p, stream) switches to
 //! ScanFewChannelsConfig, and the launcher may also cut the sequence into ranges.
 //! @tparam kNState state capacity (16, 32, 64, 128 or 256)
@@ -37,9 +38,9 @@ struct ScanDefaultConfig {
   //! States held by one thread.
   static constexpr int kStatesPerThread = kNState <= 32 ? 4 : (kNState == 64 ? 8 : 16);
   //! Time steps per tile.
-  static constexpr int kTileLen = kNState <= 64 ? 32 : 16;
+  static constexpr int kTileLen = kNState <= 128 ? 32 : 16;
   //! Threads per block.
-  static constexpr int kThreads = kNState <= 16 ? 128 : 256;
+  static constexpr int kThreads = kNState <= 16 ? 128 : (kNState == 32 || kNState == 128 ? 256 : 512);
 };
 
 //! Configuration for launches whose batch x channels fill fewer than two blocks per SM with
@@ -167,35 +168,48 @@ Status selective_scan_fwd(const SelectiveScanParams& p, cudaStream_t stream) {
                          static_cast<long long>(grid));
   constexpr size_t kSmem = sizeof(typename Traits::TempStorage);
 
-  void* owned = nullptr;
-  if (split.num_splits > 1) {
-    const size_t need = detail::scan_split_bytes(p, split);
-    void* ws = p.workspace;
-    if (ws == nullptr) {
-      SSMKIT_CUDA_TRY(cudaMallocAsync(&owned, need, stream));
-      ws = owned;
-    } else if (p.workspace_bytes < need) {
-      return Status::Error(StatusCode::kInvalidArgument,
-                           "workspace_bytes: %zu bytes given, %zu needed", p.workspace_bytes, need);
+  // With the fused conv (p.conv.weight) both passes run the conv variant of the kernel.
+  auto launch = [&](auto conv) -> Status {
+    constexpr bool kConv = decltype(conv)::value;
+    void* owned = nullptr;
+    if (split.num_splits > 1) {
+      const size_t need = detail::scan_split_bytes(p, split);
+      void* ws = p.workspace;
+      if (ws == nullptr) {
+        SSMKIT_CUDA_TRY(cudaMallocAsync(&owned, need, stream));
+        ws = owned;
+      } else if (p.workspace_bytes < need) {
+        return Status::Error(StatusCode::kInvalidArgument,
+                             "workspace_bytes: %zu bytes given, %zu needed", p.workspace_bytes, need);
+      }
+      split.ws_state = static_cast<float*>(ws);
+      const size_t rows = size_t(split.num_splits - 1) * size_t(p.batch) * size_t(p.dim);
+      split.ws_dtsum = split.ws_state + rows * size_t(p.dstate);
+      if (kSmem > 48 * 1024)
+        SSMKIT_CUDA_TRY(cudaFuncSetAttribute(selective_scan_fwd_kernel<Traits, true, kConv>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem)));
+      selective_scan_fwd_kernel<Traits, true, kConv>
+          <<<static_cast<unsigned>(Traits::grid_size(p, split.num_splits - 1)), kThreads, kSmem, stream>>>(p, split);
+      const cudaError_t e = cudaGetLastError();
+      if (e != cudaSuccess) {
+        if (owned) cudaFreeAsync(owned, stream);
+        return Status::FromCuda(e, "selective_scan_fwd_kernel (state pass)");
+      }
     }
-    split.ws_state = static_cast<float*>(ws);
-    const size_t rows = size_t(split.num_splits - 1) * size_t(p.batch) * size_t(p.dim);
-    split.ws_dtsum = split.ws_state + rows * size_t(p.dstate);
-    if (kSmem > 48 * 1024)
-      SSMKIT_CUDA_TRY(cudaFuncSetAttribute(selective_scan_fwd_kernel<Traits, true>,
+    if (kConv && kSmem > 48 * 1024)
+      SSMKIT_CUDA_TRY(cudaFuncSetAttribute(selective_scan_fwd_kernel<Traits, false, kConv>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem)));
-    selective_scan_fwd_kernel<Traits, true>
-        <<<static_cast<unsigned>(Traits::grid_size(p, split.num_splits - 1)), kThreads, kSmem, stream>>>(p, split);
+    selective_scan_fwd_kernel<Traits, false, kConv><<<static_cast<unsigned>(grid), kThreads, kSmem, stream>>>(p, split);
     const cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) {
-      if (owned) cudaFreeAsync(owned, stream);
-      return Status::FromCuda(e, "selective_scan_fwd_kernel (state pass)");
-    }
+    if (owned) SSMKIT_CUDA_TRY(cudaFreeAsync(owned, stream));
+    if (e != cudaSuccess) return Status::FromCuda(e, "selective_scan_fwd_kernel");
+    return Status::Ok();
+  };
+  if (p.conv.weight) {
+    SSMKIT_TRY(launch(std::true_type{}));
+  } else {
+    SSMKIT_TRY(launch(std::false_type{}));
   }
-  selective_scan_fwd_kernel<Traits, false><<<static_cast<unsigned>(grid), kThreads, kSmem, stream>>>(p, split);
-  const cudaError_t e = cudaGetLastError();
-  if (owned) SSMKIT_CUDA_TRY(cudaFreeAsync(owned, stream));
-  if (e != cudaSuccess) return Status::FromCuda(e, "selective_scan_fwd_kernel");
 #if SSMKIT_DEBUG_SYNC
   SSMKIT_CUDA_TRY(cudaStreamSynchronize(stream));
 #endif

@@ -17,6 +17,38 @@ SSMKIT_NAMESPACE_BEGIN
 //! Largest state size the selective scan supports.
 constexpr int64_t kMaxScanDState = 256;
 
+//! Widest causal conv1d the scan can fuse (Mamba-1 blocks use 4).
+constexpr int64_t kMaxFusedConvWidth = 4;
+
+//! The depthwise causal conv1d that the scan can run on its input in the same kernel (the x
+//! branch of a Mamba-1 block): with @c weight set, SelectiveScanParams::u holds the conv's
+//! input x and the scan reads
+//! @code
+//!   u[b,d,t] = act(bias[d] + sum_k weight[d,k] * x[b,d,t - (width-1) + k]),  act = silu or none
+//! @endcode
+//! where x before step 0 comes from @c initial_states (or is zero). The conv's output is never
+//! written unless @c out is set. Sizes and strides count elements; the taps of a weight row
+//! and the W-1 entries of a state row are contiguous.
+struct ScanConv1dParams {
+  const void* weight = nullptr;          //!< (dim, width) in weight_dtype; null: no conv.
+  DType weight_dtype = DType::kFloat32;  //!< Type of weight and bias: float32 or the scan's dtype.
+  int64_t width = 4;                     //!< W, 1..kMaxFusedConvWidth.
+  int64_t weight_dim_stride = 4;         //!< Stride of weight between channels.
+  const void* bias = nullptr;            //!< Optional (dim,) bias in weight_dtype.
+  bool silu = true;                      //!< Apply silu to the conv's output.
+
+  const void* initial_states = nullptr;     //!< Optional (batch, dim, W-1) inputs before step 0, in dtype.
+  int64_t initial_states_batch_stride = 0;  //!< Stride of initial_states between batches.
+  int64_t initial_states_dim_stride = 0;    //!< Stride of initial_states between channels.
+  void* final_states = nullptr;             //!< Optional (batch, dim, W-1) last W-1 inputs, in dtype.
+  int64_t final_states_batch_stride = 0;    //!< Stride of final_states between batches.
+  int64_t final_states_dim_stride = 0;      //!< Stride of final_states between channels.
+
+  void* out = nullptr;          //!< Optional (batch, dim, seqlen) conv output u, in dtype (for a backward pass).
+  int64_t out_batch_stride = 0;  //!< Stride of out between batches.
+  int64_t out_dim_stride = 0;    //!< Stride of out between channels.
+};
+
 //! Arguments of one selective-scan forward call. Sizes and strides are int64 and count
 //! elements, not bytes. The last dimension (the sequence, length @c seqlen) of @c u, @c delta,
 //! @c z, @c out and of variable @c B / @c C is contiguous. Optional inputs are null pointers.
@@ -86,6 +118,9 @@ struct SelectiveScanParams {
   float* last_state = nullptr;          //!< Optional (batch, dim, dstate) float32 final state.
   int64_t last_state_batch_stride = 0;  //!< Stride of last_state between batches.
   int64_t last_state_dim_stride = 0;    //!< Stride of last_state between channels.
+
+  //! Optional causal conv1d fused in front of the scan (conv.weight null: none).
+  ScanConv1dParams conv;
 };
 
 //! Parameters for contiguous tensors of the given sizes: all strides filled in, every pointer
@@ -122,7 +157,27 @@ inline SelectiveScanParams make_selective_scan_params(DType dtype, int64_t batch
   p.C_dstate_stride = C_variable ? seqlen : 1;
   p.h0_dim_stride = p.last_state_dim_stride = dstate;
   p.h0_batch_stride = p.last_state_batch_stride = dim * dstate;
+  p.conv.weight_dim_stride = p.conv.width;
+  p.conv.initial_states_dim_stride = p.conv.final_states_dim_stride = p.conv.width - 1;
+  p.conv.initial_states_batch_stride = p.conv.final_states_batch_stride = dim * (p.conv.width - 1);
+  p.conv.out_dim_stride = seqlen;
+  p.conv.out_batch_stride = dim * seqlen;
   return p;
+}
+
+//! Turns on the fused causal conv1d of @p p for contiguous tensors of width @p width: sets
+//! conv.width and every conv stride (weight (dim, width), states (batch, dim, width - 1), out
+//! like u) and conv.weight_dtype; the pointers stay as they are. Set conv.weight (and the
+//! optional conv pointers) afterwards.
+inline void set_contiguous_scan_conv(SelectiveScanParams& p, int64_t width,
+                                     DType weight_dtype = DType::kFloat32) noexcept {
+  p.conv.width = width;
+  p.conv.weight_dtype = weight_dtype;
+  p.conv.weight_dim_stride = width;
+  p.conv.initial_states_dim_stride = p.conv.final_states_dim_stride = width - 1;
+  p.conv.initial_states_batch_stride = p.conv.final_states_batch_stride = p.dim * (width - 1);
+  p.conv.out_dim_stride = p.seqlen;
+  p.conv.out_batch_stride = p.dim * p.seqlen;
 }
 
 namespace detail {
@@ -158,6 +213,62 @@ inline Status check_output_layout(int64_t batch_stride, int64_t dim_stride, int6
                          "(batches overlap)",
                          name, static_cast<long long>(batch_stride), static_cast<long long>(dim),
                          static_cast<long long>(dim_stride));
+  return Status::Ok();
+}
+
+// The fused conv's arguments (SelectiveScanParams::conv).
+inline Status check_scan_conv(const SelectiveScanParams& p, int esize) noexcept {
+  const ScanConv1dParams& cv = p.conv;
+  if (cv.weight == nullptr) {
+    if (cv.bias || cv.initial_states || cv.final_states || cv.out)
+      return Status::Error(StatusCode::kInvalidArgument,
+                           "conv: bias, initial_states, final_states and out need conv.weight");
+    return Status::Ok();
+  }
+  if (cv.width < 1 || cv.width > kMaxFusedConvWidth)
+    return Status::Error(StatusCode::kInvalidArgument,
+                         "conv.width must be in [1, %lld] for the fused conv, got %lld (run "
+                         "causal_conv1d_fwd, then the scan)",
+                         static_cast<long long>(kMaxFusedConvWidth), static_cast<long long>(cv.width));
+  if (cv.weight_dtype != DType::kFloat32 && cv.weight_dtype != p.dtype)
+    return Status::Error(StatusCode::kInvalidArgument,
+                         "conv.weight_dtype must be float32 or the scan's dtype (%s), got %s",
+                         to_string(p.dtype), to_string(cv.weight_dtype));
+  const int wsize = dtype_size(cv.weight_dtype);
+  SSMKIT_TRY(check_ptr(cv.weight, "conv.weight", wsize));
+  SSMKIT_TRY(check_opt_ptr(cv.bias, "conv.bias", wsize));
+  SSMKIT_TRY(check_opt_ptr(cv.initial_states, "conv.initial_states", esize));
+  SSMKIT_TRY(check_opt_ptr(cv.final_states, "conv.final_states", esize));
+  SSMKIT_TRY(check_opt_ptr(cv.out, "conv.out", esize));
+  if (cv.weight_dim_stride < cv.width)
+    return Status::Error(StatusCode::kInvalidArgument,
+                         "conv.weight_dim_stride %lld is smaller than conv.width %lld",
+                         static_cast<long long>(cv.weight_dim_stride), static_cast<long long>(cv.width));
+  const int64_t states = cv.width - 1;
+  if (cv.initial_states && states > 0) {
+    SSMKIT_TRY(check_nonneg(cv.initial_states_batch_stride, "conv.initial_states_batch_stride"));
+    SSMKIT_TRY(check_nonneg(cv.initial_states_dim_stride, "conv.initial_states_dim_stride"));
+  }
+  if (cv.final_states && states > 0) {
+    SSMKIT_TRY(check_nonneg(cv.final_states_batch_stride, "conv.final_states_batch_stride"));
+    SSMKIT_TRY(check_nonneg(cv.final_states_dim_stride, "conv.final_states_dim_stride"));
+    SSMKIT_TRY(check_output_layout(cv.final_states_batch_stride, cv.final_states_dim_stride, p.batch,
+                                   p.dim, states, "conv.final_states"));
+    if (cv.final_states == cv.initial_states)
+      return Status::Error(StatusCode::kInvalidArgument,
+                           "conv.final_states must not be conv.initial_states (blocks of one call "
+                           "read the initial states while others write the final ones)");
+  }
+  if (cv.out) {
+    SSMKIT_TRY(check_nonneg(cv.out_batch_stride, "conv.out_batch_stride"));
+    SSMKIT_TRY(check_nonneg(cv.out_dim_stride, "conv.out_dim_stride"));
+    SSMKIT_TRY(check_output_layout(cv.out_batch_stride, cv.out_dim_stride, p.batch, p.dim, p.seqlen,
+                                   "conv.out"));
+    if (cv.out == p.u || cv.out == p.out)
+      return Status::Error(StatusCode::kInvalidArgument,
+                           "conv.out must not be u or out (the conv's input is read after its "
+                           "output is written)");
+  }
   return Status::Ok();
 }
 
@@ -237,7 +348,7 @@ inline Status can_implement(const SelectiveScanParams& p) noexcept {
   if (p.last_state)
     SSMKIT_TRY(detail::check_output_layout(p.last_state_batch_stride, p.last_state_dim_stride,
                                            p.batch, p.dim, p.dstate, "last_state"));
-  return Status::Ok();
+  return detail::check_scan_conv(p, esize);
 }
 
 SSMKIT_NAMESPACE_END

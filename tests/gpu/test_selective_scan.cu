@@ -111,6 +111,76 @@ TEST_CASE("selective scan: one factor at a time", "[gpu][scan][sanitize]") {
   }
 }
 
+namespace {
+
+// Runs `whole` (already run as one call) again as pieces of the given lengths, each starting
+// from the previous piece's last state and, with the fused conv, its conv state, and checks
+// that the pieces give the one call's out, last state and conv state.
+void expect_pieces_equal_one_call(ScanProblem& whole, const std::vector<int64_t>& pieces) {
+  const ScanCase& c = whole.c;
+  const HostTensor out_whole = whole.download_out();
+  const std::vector<float> last_whole = whole.download_last();
+  const int es = ssmkit::dtype_size(c.dtype);
+  const bool conv = c.conv_w > 0;
+  DeviceBuffer carry(c.batch * c.dim * c.dstate * 4);
+  carry.upload(whole.h0.data(), whole.h0.size() * 4);
+  DeviceBuffer conv_a(conv ? whole.dcinit.bytes() : 0), conv_b(conv ? whole.dcinit.bytes() : 0);
+  if (conv) conv_a.upload(whole.conv_init.data(), whole.dcinit.bytes());
+  whole.dout.poison();
+  int64_t t0 = 0;
+  for (int64_t len : pieces) {
+    ssmkit::SelectiveScanParams p = whole.dev;
+    auto adv = [&](const void* ptr) { return ptr ? static_cast<const void*>(static_cast<const unsigned char*>(ptr) + t0 * es) : nullptr; };
+    p.seqlen = len;
+    p.u = adv(p.u);
+    p.delta = adv(p.delta);
+    p.z = adv(p.z);
+    p.out = const_cast<void*>(adv(p.out));
+    p.B = adv(p.B);  // variable B/C: (batch, groups, dstate, seqlen) rows keep their strides
+    p.C = adv(p.C);
+    p.h0 = carry.as<float>();
+    p.last_state = carry.as<float>();  // in place: each block reads its h0 before writing
+    if (conv) {
+      p.conv.initial_states = conv_a.get();
+      p.conv.final_states = conv_b.get();
+      p.conv.out = nullptr;
+    }
+    const ssmkit::Status st = ssmkit::selective_scan_fwd(p, nullptr);
+    INFO(st.message());
+    REQUIRE(st.ok());
+    if (conv) std::swap(conv_a, conv_b);
+    t0 += len;
+  }
+  REQUIRE(t0 == c.seqlen);
+  SSMKIT_TEST_CUDA(cudaDeviceSynchronize());
+  const HostTensor out_pieces = whole.download_out();
+  std::vector<double> ref;
+  for (size_t i = 0; i < size_t(c.batch * c.dim * c.seqlen); ++i) ref.push_back(whole.out_at(out_whole, i));
+  // Pieces long enough to be cut into ranges carry the state through a sum of dt (not the
+  // product of the steps' decays), so fp32 results differ in the last bits, and a 16-bit
+  // output may round one step the other way: allow two units in the last place.
+  const double out_tol = c.dtype == DType::kFloat32 ? 1e-5 : (c.dtype == DType::kFloat16 ? 2e-3 : 1.6e-2);
+  const ErrorStats es1 = compare([&](size_t i) { return whole.out_at(out_pieces, i); }, ref, out_tol, 1e-6);
+  INFO(c.name() << " pieces vs one call: " << es1.describe());
+  CHECK(es1.failures == 0);
+  std::vector<float> last_pieces(last_whole.size());
+  carry.download(last_pieces.data(), last_pieces.size() * 4);
+  std::vector<double> lref(last_whole.begin(), last_whole.end());
+  const ErrorStats es2 = compare([&](size_t i) { return double(last_pieces[i]); }, lref, 1e-5, 1e-6);
+  INFO("last state: " << es2.describe());
+  CHECK(es2.failures == 0);
+  if (conv) {  // the conv state after the last piece is the one call's final state
+    const std::vector<double> want = whole.expected_conv_final();
+    HostTensor fin = make_host(c.dtype, want.size());
+    conv_a.download(fin.data(), fin.bytes.size());
+    const ErrorStats es3 = compare([&](size_t i) { return fin.at(i); }, want, 0.0, 0.0);
+    INFO("conv state: " << es3.describe());
+    CHECK(es3.failures == 0);
+  }
+}
+
+}  // namespace
+
 TEST_CASE("selective scan: pieces with state carry equal one call", "[gpu][scan][carry][sanitize]") {
   for (DType t : kTypes) {
     for (int64_t n : {16, 64}) {
@@ -125,50 +195,7 @@ TEST_CASE("selective scan: pieces with state carry equal one call", "[gpu][scan]
       ScanProblem whole(c);
       whole.dout.poison();
       REQUIRE(ssmkit::selective_scan_fwd(whole.dev, nullptr).ok());
-      const HostTensor out_whole = whole.download_out();
-      const std::vector<float> last_whole = whole.download_last();
-
-      // Same inputs, run as pieces of lengths 1, 63, 200, 7, 729 with the state carried.
-      const int64_t pieces[] = {1, 63, 200, 7, 729};
-      const int es = ssmkit::dtype_size(t);
-      DeviceBuffer carry(c.batch * c.dim * c.dstate * 4);
-      carry.upload(whole.h0.data(), whole.h0.size() * 4);
-      int64_t t0 = 0;
-      for (int64_t len : pieces) {
-        ssmkit::SelectiveScanParams p = whole.dev;
-        auto adv = [&](const void* ptr) { return ptr ? static_cast<const void*>(static_cast<const unsigned char*>(ptr) + t0 * es) : nullptr; };
-        p.seqlen = len;
-        p.u = adv(p.u);
-        p.delta = adv(p.delta);
-        p.z = adv(p.z);
-        p.out = const_cast<void*>(adv(p.out));
-        p.B = adv(p.B);  // variable B/C: (batch, groups, dstate, seqlen) rows keep their strides
-        p.C = adv(p.C);
-        p.h0 = carry.as<float>();
-        p.last_state = carry.as<float>();  // in place: each block reads its h0 before writing
-        const ssmkit::Status st = ssmkit::selective_scan_fwd(p, nullptr);
-        INFO(st.message());
-        REQUIRE(st.ok());
-        t0 += len;
-      }
-      REQUIRE(t0 == c.seqlen);
-      SSMKIT_TEST_CUDA(cudaDeviceSynchronize());
-      const HostTensor out_pieces = whole.download_out();
-      std::vector<double> ref;
-      for (size_t i = 0; i < size_t(c.batch * c.dim * c.seqlen); ++i) ref.push_back(whole.out_at(out_whole, i));
-      // Pieces long enough to be cut into ranges carry the state through a sum of dt (not the
-      // product of the steps' decays), so fp32 results differ in the last bits, and a 16-bit
-      // output may round one step the other way: allow two units in the last place.
-      const double out_tol = t == DType::kFloat32 ? 1e-5 : (t == DType::kFloat16 ? 2e-3 : 1.6e-2);
-      const ErrorStats es1 = compare([&](size_t i) { return whole.out_at(out_pieces, i); }, ref, out_tol, 1e-6);
-      INFO(c.name() << " pieces vs one call: " << es1.describe());
-      CHECK(es1.failures == 0);
-      std::vector<float> last_pieces(last_whole.size());
-      carry.download(last_pieces.data(), last_pieces.size() * 4);
-      std::vector<double> lref(last_whole.begin(), last_whole.end());
-      const ErrorStats es2 = compare([&](size_t i) { return double(last_pieces[i]); }, lref, 1e-5, 1e-6);
-      INFO("last state: " << es2.describe());
-      CHECK(es2.failures == 0);
+      expect_pieces_equal_one_call(whole, {1, 63, 200, 7, 729});
     }
   }
 }
@@ -304,4 +331,115 @@ TEST_CASE("selective scan: more than 2^31 elements", "[gpu][scan][huge]") {
   const ErrorStats ls = compare([&](size_t i) { return double(hlast[chans[i / N] * N + i % N]); }, ref_last, 2e-4, 2e-5);
   INFO("last_state: " << ls.describe());
   CHECK(ls.failures == 0);
+}
+
+namespace {
+
+// Runs a case with the fused conv and checks out, last_state, the conv output and the conv's
+// final states (exact copies of inputs) against the reference.
+void check_conv_case(const ScanCase& c) {
+  INFO(c.name());
+  ScanProblem pb(c);
+  pb.dout.poison();
+  pb.dlast.poison();
+  pb.dcout.poison();
+  pb.dcfinal.poison();
+  const ssmkit::Status st = ssmkit::selective_scan_fwd(pb.dev, nullptr);
+  INFO(st.message());
+  REQUIRE(st.ok());
+  SSMKIT_TEST_CUDA(cudaDeviceSynchronize());
+  expect_matches_reference(pb);
+  std::vector<double> ref, ref_last, ref_conv;
+  pb.reference(ref, ref_last, &ref_conv);
+  double rtol, atol;
+  tolerances(c.dtype, rtol, atol);
+  if (c.conv_out) {
+    HostTensor co = make_host(c.dtype, pb.x_elems);
+    pb.dcout.download(co.data(), co.bytes.size());
+    const ErrorStats es = compare([&](size_t i) { return pb.out_at(co, i); }, ref_conv, rtol, atol);
+    INFO("conv out: " << es.describe());
+    CHECK(es.failures == 0);
+  }
+  if (c.conv_final && c.conv_w > 1) {
+    const std::vector<double> want = pb.expected_conv_final();
+    HostTensor fin = make_host(c.dtype, want.size());
+    pb.dcfinal.download(fin.data(), fin.bytes.size());
+    const ErrorStats es = compare([&](size_t i) { return fin.at(i); }, want, 0.0, 0.0);
+    INFO("conv final states: " << es.describe());
+    CHECK(es.failures == 0);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("selective scan with fused conv1d: width x length x options", "[gpu][scan][conv][sanitize]") {
+  uint64_t seed = 500;
+  for (DType t : kTypes)
+    for (int64_t w = 1; w <= 4; ++w)
+      for (int64_t L : {int64_t(1), w - 1 > 0 ? w - 1 : int64_t(2), int64_t(33), int64_t(300)}) {
+        ScanCase c;
+        c.dtype = t;
+        c.batch = 2;
+        c.dim = 40;  // a partial block of channels
+        c.seqlen = L;
+        c.dstate = 16;
+        c.conv_w = w;
+        c.seed = seed++;
+        check_conv_case(c);
+      }
+  // One option off at a time, N = 64, unaligned and strided rows.
+  for (DType t : kTypes) {
+    ScanCase base;
+    base.dtype = t;
+    base.dim = 12;
+    base.seqlen = 129;
+    base.dstate = 64;
+    base.conv_w = 4;
+    std::vector<ScanCase> cases(8, base);
+    cases[1].conv_bias = false;
+    cases[2].conv_silu = false;
+    cases[3].conv_init = false;
+    cases[4].conv_final = cases[4].conv_out = false;
+    cases[5].conv_w_fp32 = false;
+    cases[6].offset = 1;
+    cases[7].row_pad = 3;
+    cases[7].batch_pad = 5;
+    for (ScanCase& c : cases) {
+      c.seed = seed++;
+      check_conv_case(c);
+    }
+  }
+}
+
+TEST_CASE("selective scan with fused conv1d: long sequences cut into ranges", "[gpu][scan][conv]") {
+  for (DType t : kTypes)
+    for (int64_t n : {16, 128}) {
+      ScanCase c;
+      c.dtype = t;
+      c.batch = 1;
+      c.dim = 6;
+      c.seqlen = 4100;
+      c.dstate = n;
+      c.conv_w = 4;
+      c.seed = 900 + n;
+      check_conv_case(c);
+    }
+}
+
+TEST_CASE("selective scan with fused conv1d: pieces carrying both states equal one call", "[gpu][scan][conv][carry][sanitize]") {
+  for (DType t : kTypes) {
+    ScanCase c;
+    c.dtype = t;
+    c.batch = 2;
+    c.dim = 10;
+    c.seqlen = 1000;
+    c.dstate = 16;
+    c.conv_w = 4;
+    c.conv_out = false;
+    c.seed = 31;
+    ScanProblem whole(c);
+    whole.dout.poison();
+    REQUIRE(ssmkit::selective_scan_fwd(whole.dev, nullptr).ok());
+    expect_pieces_equal_one_call(whole, {1, 2, 61, 300, 636});
+  }
 }

@@ -134,3 +134,42 @@ TEST_CASE("compile-time launcher rejects a mismatched instantiation", "[host][ca
   CHECK(b.code() == StatusCode::kInvalidArgument);
   CHECK(std::string(b.message()).find("dstate") != std::string::npos);
 }
+
+TEST_CASE("can_implement checks the fused conv", "[host][can_implement][conv]") {
+  auto with_conv = [](SelectiveScanParams& p) {
+    ssmkit::set_contiguous_scan_conv(p, 4);
+    p.conv.weight = Valid::arena + 512;
+  };
+  {
+    Valid v;
+    with_conv(v.p);
+    CHECK(ssmkit::can_implement(v.p).ok());
+    v.p.conv.bias = Valid::arena + 1024;
+    v.p.conv.initial_states = Valid::arena + 1536;
+    v.p.conv.final_states = Valid::arena + 2048;
+    v.p.conv.out = Valid::arena + 2560;
+    v.p.conv.silu = false;
+    CHECK(ssmkit::can_implement(v.p).ok());
+    ssmkit::set_contiguous_scan_conv(v.p, 1, DType::kBFloat16);
+    CHECK(ssmkit::can_implement(v.p).ok());
+  }
+  auto odd = [](const void* p) { return static_cast<const void*>(static_cast<const unsigned char*>(p) + 1); };
+  expect_rejected([](auto& p) { p.conv.bias = p.A; }, "need conv.weight");
+  expect_rejected([](auto& p) { p.conv.out = p.out; }, "need conv.weight");
+  expect_rejected([&](auto& p) { with_conv(p); p.conv.width = 5; }, "conv.width must be in [1, 4]");
+  expect_rejected([&](auto& p) { with_conv(p); p.conv.width = 0; }, "conv.width");
+  expect_rejected([&](auto& p) { with_conv(p); p.conv.weight_dtype = DType::kFloat16; }, "conv.weight_dtype");
+  expect_rejected([&](auto& p) { with_conv(p); p.conv.weight = odd(p.conv.weight); }, "conv.weight is not aligned");
+  expect_rejected([&](auto& p) { with_conv(p); p.conv.bias = odd(p.A); }, "conv.bias");
+  expect_rejected([&](auto& p) { with_conv(p); p.conv.initial_states = odd(p.u); }, "conv.initial_states");
+  expect_rejected([&](auto& p) { with_conv(p); p.conv.final_states = const_cast<void*>(odd(p.u)); }, "conv.final_states");
+  expect_rejected([&](auto& p) { with_conv(p); p.conv.out = const_cast<void*>(odd(p.u)); }, "conv.out");
+  expect_rejected([&](auto& p) { with_conv(p); p.conv.weight_dim_stride = 3; }, "conv.weight_dim_stride");
+  expect_rejected([&](auto& p) { with_conv(p); p.conv.initial_states = p.u; p.conv.initial_states_dim_stride = -1; }, "conv.initial_states_dim_stride");
+  expect_rejected([&](auto& p) { with_conv(p); p.conv.final_states = p.out; p.conv.final_states_batch_stride = -1; }, "conv.final_states_batch_stride");
+  expect_rejected([&](auto& p) { with_conv(p); p.conv.final_states = p.out; p.conv.final_states_dim_stride = 2; }, "conv.final_states: channel stride");
+  expect_rejected([&](auto& p) { with_conv(p); p.conv.initial_states = p.u; p.conv.final_states = const_cast<void*>(p.u); }, "must not be conv.initial_states");
+  expect_rejected([&](auto& p) { with_conv(p); p.conv.out = const_cast<void*>(p.u); }, "conv.out must not be u");
+  expect_rejected([&](auto& p) { with_conv(p); p.conv.out = Valid::arena + 2560; p.conv.out_dim_stride = -1; }, "conv.out_dim_stride");
+  expect_rejected([&](auto& p) { with_conv(p); p.conv.out = Valid::arena + 2560; p.conv.out_batch_stride = 8; }, "conv.out: batch stride");
+}

@@ -270,10 +270,18 @@ void selective_scan_fwd(py::object u_obj, py::object delta_obj, py::object A_obj
                         py::object C_obj, py::object D_obj, py::object z_obj,
                         py::object delta_bias_obj, bool delta_softplus, py::object h0_obj,
                         py::object out_obj, py::object last_state_obj, py::object stream_obj,
-                        py::object workspace_obj) {
+                        py::object workspace_obj, py::object conv_weight_obj, py::object conv_bias_obj,
+                        bool conv_silu, py::object conv_init_obj, py::object conv_final_obj,
+                        py::object conv_out_obj) {
   // Consume every capsule first, so that each one is released whatever fails later.
   DLArg u, delta, A, B, C, D, z, delta_bias, h0, out, last_state, workspace;
+  DLArg conv_weight, conv_bias, conv_init, conv_final, conv_out;
   if (!workspace_obj.is_none()) workspace.consume(workspace_obj, "workspace");
+  if (!conv_weight_obj.is_none()) conv_weight.consume(conv_weight_obj, "conv_weight");
+  if (!conv_bias_obj.is_none()) conv_bias.consume(conv_bias_obj, "conv_bias");
+  if (!conv_init_obj.is_none()) conv_init.consume(conv_init_obj, "conv_initial_states");
+  if (!conv_final_obj.is_none()) conv_final.consume(conv_final_obj, "conv_final_states");
+  if (!conv_out_obj.is_none()) conv_out.consume(conv_out_obj, "conv_out");
   u.consume(u_obj, "u");
   delta.consume(delta_obj, "delta");
   A.consume(A_obj, "A");
@@ -389,8 +397,46 @@ void selective_scan_fwd(py::object u_obj, py::object delta_obj, py::object A_obj
   check_state(last_state);
   if (last_state.present() && last_state.read_only()) value_error("last_state is read-only");
 
+  // Fused conv: weight (dim, W), bias (dim,) in the weight's dtype (float32 or u's), states
+  // (batch, dim, W-1) and conv_out (batch, dim, seqlen) in u's dtype.
+  int64_t conv_w = 0;
+  ssmkit::DType conv_wt = ssmkit::DType::kFloat32;
+  if (conv_weight.present()) {
+    conv_weight.expect_ndim(2, "(dim, width)");
+    conv_w = conv_weight.size(1);
+    conv_weight.expect_shape({dim, conv_w}, " (dim, width)");
+    conv_wt = conv_weight.dtype();
+    conv_weight.expect_unit_stride(1, "last (width)");
+    if (conv_bias.present()) {
+      conv_bias.expect_ndim(1, "(dim,)");
+      conv_bias.expect_shape({dim}, " (dim,)");
+      conv_bias.expect_dtype(conv_wt, " like conv_weight");
+      conv_bias.expect_unit_stride(0, "only");
+    }
+    const std::vector<int64_t> bds = {batch, dim, conv_w - 1};
+    for (DLArg* st : {&conv_init, &conv_final}) {
+      if (!st->present()) continue;
+      st->expect_ndim(3, "(batch, dim, width - 1)");
+      st->expect_shape(bds, " (batch, dim, width - 1)");
+      st->expect_dtype(dtype, " like u");
+      if (conv_w > 2) st->expect_unit_stride(2, "last");
+    }
+    if (conv_final.present() && conv_final.read_only()) value_error("conv_final_states is read-only");
+    if (conv_out.present()) {
+      conv_out.expect_ndim(3, "(batch, dim, seqlen)");
+      conv_out.expect_shape(bdl, " like u");
+      conv_out.expect_dtype(dtype, " like u");
+      conv_out.expect_unit_stride(2, "last");
+      if (conv_out.read_only()) value_error("conv_out is read-only");
+    }
+  } else if (conv_bias.present() || conv_init.present() || conv_final.present() || conv_out.present()) {
+    value_error("conv_bias, conv_initial_states, conv_final_states and conv_out need conv_weight");
+  }
+
   // Devices: everything on one CUDA device.
-  const DLArg* all[] = {&u, &delta, &A, &B, &C, &D, &z, &delta_bias, &h0, &out, &last_state};
+  const DLArg* all[] = {&u,  &delta,      &A,         &B,         &C,         &D,
+                        &z,  &delta_bias, &h0,        &out,       &last_state, &conv_weight,
+                        &conv_bias, &conv_init, &conv_final, &conv_out};
   for (const DLArg* a : all) {
     if (!a->present()) continue;
     if (a->device().device_type != dl::kCUDA)
@@ -465,6 +511,29 @@ void selective_scan_fwd(py::object u_obj, py::object delta_obj, py::object A_obj
     p.last_state = static_cast<float*>(last_state.data());
     p.last_state_batch_stride = last_state.stride(0);
     p.last_state_dim_stride = last_state.stride(1);
+  }
+
+  if (conv_weight.present()) {
+    ssmkit::set_contiguous_scan_conv(p, conv_w, conv_wt);
+    p.conv.weight = conv_weight.data();
+    p.conv.weight_dim_stride = conv_weight.stride(0);
+    p.conv.silu = conv_silu;
+    if (conv_bias.present()) p.conv.bias = conv_bias.data();
+    if (conv_init.present()) {
+      p.conv.initial_states = conv_init.data();
+      p.conv.initial_states_batch_stride = conv_init.stride(0);
+      p.conv.initial_states_dim_stride = conv_init.stride(1);
+    }
+    if (conv_final.present()) {
+      p.conv.final_states = conv_final.data();
+      p.conv.final_states_batch_stride = conv_final.stride(0);
+      p.conv.final_states_dim_stride = conv_final.stride(1);
+    }
+    if (conv_out.present()) {
+      p.conv.out = conv_out.data();
+      p.conv.out_batch_stride = conv_out.stride(0);
+      p.conv.out_dim_stride = conv_out.stride(1);
+    }
   }
 
   const ssmkit::Status check = ssmkit::can_implement(p);
@@ -547,7 +616,10 @@ PYBIND11_MODULE(_ssmkit, m) {
         py::arg("B"), py::arg("C"), py::arg("D").none(true), py::arg("z").none(true),
         py::arg("delta_bias").none(true), py::arg("delta_softplus"), py::arg("h0").none(true),
         py::arg("out"), py::arg("last_state").none(true), py::arg("stream").none(true),
-        py::arg("workspace") = py::none(),
+        py::arg("workspace") = py::none(), py::arg("conv_weight") = py::none(),
+        py::arg("conv_bias") = py::none(), py::arg("conv_silu") = true,
+        py::arg("conv_initial_states") = py::none(), py::arg("conv_final_states") = py::none(),
+        py::arg("conv_out") = py::none(),
         R"doc(Enqueue the selective-scan forward on `stream`.
 
 Every tensor argument is a DLPack capsule (or an object with __dlpack__) of a CUDA tensor;
@@ -558,6 +630,10 @@ A (dim, dstate) float32; B and C (dim, dstate) float32 or (batch, n_groups, dsta
 in u's dtype; D, delta_bias (dim,) float32; h0, last_state (batch, dim, dstate) float32.
 `workspace` (optional, a 1-D CUDA tensor of at least selective_scan_workspace_bytes(...)
 bytes) avoids a stream-ordered allocation when the launch cuts the sequence into ranges.
+With `conv_weight` (dim, width <= 4), u is the input of a causal conv1d run in the same kernel:
+the scan reads silu(conv(u) + conv_bias) (no silu with conv_silu false); conv_initial_states
+and conv_final_states are (batch, dim, width - 1) in u's dtype, conv_out (batch, dim, seqlen)
+receives the conv's output.
 Invalid arguments raise ValueError naming the argument; CUDA failures raise RuntimeError.
 Capsules are consumed.)doc");
 

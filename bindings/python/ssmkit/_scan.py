@@ -71,7 +71,10 @@ def _capsule(x, fw, stream):
 
 
 def selective_scan_fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                      return_last_state=False, *, initial_state=None, stream=None):
+                      return_last_state=False, *, initial_state=None, stream=None,
+                      conv_weight=None, conv_bias=None, conv_activation="silu",
+                      conv_initial_states=None, return_conv_final_states=False,
+                      return_conv_out=False):
     r"""Selective scan (Mamba-1 SSM) forward on CUDA, with mamba-ssm's signature and results.
 
     For every batch ``b``, channel ``d`` and state ``n``, over time ``t = 0 .. L-1``::
@@ -99,6 +102,17 @@ def selective_scan_fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_
     ``last_state`` (Bt, Dm, N) float32, the state after the last step, when
     ``return_last_state`` is true.
 
+    Fused causal conv1d (the x branch of a Mamba-1 block): with ``conv_weight`` (Dm, W),
+    W <= 4, ``u`` is the conv's input x and the scan reads, in the same kernel,
+    ``u' = act(conv_bias[d] + sum_k conv_weight[d, k] * x[b, d, t - W + 1 + k])`` with
+    ``act`` silu (``conv_activation="silu"``) or none (``None``); ``D`` multiplies ``u'``.
+    ``conv_weight`` and ``conv_bias`` (Dm,) are float32 or u's dtype; x before step 0 comes
+    from ``conv_initial_states`` (Bt, Dm, W-1) in u's dtype, or is zero. With
+    ``return_conv_final_states`` the last W-1 inputs (Bt, Dm, W-1) are returned (pass them as
+    the next call's ``conv_initial_states`` to continue the sequence), with
+    ``return_conv_out`` the conv's output ``u'`` (Bt, Dm, L). Extra results follow
+    ``out`` (and ``last_state``) in that order.
+
     Inputs are CUDA torch tensors or CuPy arrays (all from the same framework, on one device);
     outputs are allocated with that framework on u's device. The kernel is enqueued on
     ``stream`` (a ``cudaStream_t`` as an int), by default torch's current stream of u's
@@ -119,6 +133,16 @@ def selective_scan_fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_
     _check_rank(z, "z", (3,), "3-D (batch, dim, seqlen)", optional=True)
     _check_rank(delta_bias, "delta_bias", (1,), "1-D (dim,)", optional=True)
     _check_rank(initial_state, "initial_state", (3,), "3-D (batch, dim, dstate)", optional=True)
+    _check_rank(conv_weight, "conv_weight", (2,), "2-D (dim, width)", optional=True)
+    _check_rank(conv_bias, "conv_bias", (1,), "1-D (dim,)", optional=True)
+    _check_rank(conv_initial_states, "conv_initial_states", (3,), "3-D (batch, dim, width - 1)",
+                optional=True)
+    if conv_activation not in ("silu", "swish", None):
+        raise ValueError(f"conv_activation must be 'silu' or None, got {conv_activation!r}")
+    if conv_weight is None and (conv_bias is not None or conv_initial_states is not None
+                                or return_conv_final_states or return_conv_out):
+        raise ValueError("conv_bias, conv_initial_states, return_conv_final_states and "
+                         "return_conv_out need conv_weight")
     if not isinstance(delta_softplus, (bool, int)):
         raise ValueError(f"delta_softplus must be a bool, got {_type_name(delta_softplus)}")
     if not isinstance(return_last_state, (bool, int)):
@@ -130,7 +154,9 @@ def selective_scan_fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_
     if fw is None:
         raise ValueError(f"u must be a CUDA tensor (torch or cupy); got {_type_name(u)}")
     named = (("delta", delta), ("A", A), ("B", B), ("C", C), ("D", D), ("z", z),
-             ("delta_bias", delta_bias), ("initial_state", initial_state))
+             ("delta_bias", delta_bias), ("initial_state", initial_state),
+             ("conv_weight", conv_weight), ("conv_bias", conv_bias),
+             ("conv_initial_states", conv_initial_states))
     for name, x in named:
         if x is not None and _framework(x) != fw:
             raise ValueError(f"{name} must be a {fw} tensor like u, got {_type_name(x)}")
@@ -149,6 +175,8 @@ def selective_scan_fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_
             stream = cupy.cuda.get_current_stream().ptr
 
     u = _make_last_contiguous(u, fw)
+    conv_weight = _make_last_contiguous(conv_weight, fw)
+    conv_initial_states = _make_last_contiguous(conv_initial_states, fw)
     delta = _make_last_contiguous(delta, fw)
     z = _make_last_contiguous(z, fw)
     if B.ndim == 3:
@@ -162,15 +190,21 @@ def selective_scan_fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_
 
     batch, dim, seqlen = (int(s) for s in u.shape)
     dstate = int(A.shape[1])
-    if fw == "torch":
-        out = torch.empty((batch, dim, seqlen), dtype=u.dtype, device=u.device)
-        last_state = (torch.empty((batch, dim, dstate), dtype=torch.float32, device=u.device)
-                      if return_last_state else None)
-    else:
+    width = int(conv_weight.shape[1]) if conv_weight is not None else 0
+
+    def empty(shape, dtype, want=True):
+        if not want:
+            return None
+        if fw == "torch":
+            return torch.empty(shape, dtype=dtype, device=u.device)
         with u.device:
-            out = cupy.empty((batch, dim, seqlen), dtype=u.dtype)
-            last_state = (cupy.empty((batch, dim, dstate), dtype=cupy.float32)
-                          if return_last_state else None)
+            return cupy.empty(shape, dtype=dtype)
+
+    f32 = torch.float32 if fw == "torch" else cupy.float32
+    out = empty((batch, dim, seqlen), u.dtype)
+    last_state = empty((batch, dim, dstate), f32, return_last_state)
+    conv_final = empty((batch, dim, max(width - 1, 0)), u.dtype, bool(return_conv_final_states))
+    conv_out = empty((batch, dim, seqlen), u.dtype, bool(return_conv_out))
 
     # Workspace for launches that cut the sequence into ranges, from the caller's framework
     # (the kernel would otherwise take stream-ordered memory on every call).
@@ -199,10 +233,20 @@ def selective_scan_fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_
             _capsule(B, fw, stream), _capsule(C, fw, stream), _capsule(D, fw, stream),
             _capsule(z, fw, stream), _capsule(delta_bias, fw, stream), bool(delta_softplus),
             _capsule(initial_state, fw, stream), _capsule(out, fw, stream),
-            _capsule(last_state, fw, stream), stream, _capsule(workspace, fw, stream))
+            _capsule(last_state, fw, stream), stream, _capsule(workspace, fw, stream),
+            _capsule(conv_weight, fw, stream), _capsule(conv_bias, fw, stream),
+            conv_activation is not None, _capsule(conv_initial_states, fw, stream),
+            _capsule(conv_final if width > 1 else None, fw, stream), _capsule(conv_out, fw, stream))
     except ValueError as e:
         msg = str(e)
         if msg.startswith("h0"):  # the kernel's name for the initial state
             raise ValueError("initial_state" + msg[2:]) from None
         raise
-    return (out, last_state) if return_last_state else out
+    results = [out]
+    if return_last_state:
+        results.append(last_state)
+    if return_conv_final_states:
+        results.append(conv_final)
+    if return_conv_out:
+        results.append(conv_out)
+    return tuple(results) if len(results) > 1 else out

@@ -41,7 +41,9 @@ def test_signature_matches_mamba():
     params = list(inspect.signature(selective_scan_fn).parameters.values())
     names = [p.name for p in params]
     assert names == ["u", "delta", "A", "B", "C", "D", "z", "delta_bias", "delta_softplus",
-                     "return_last_state", "initial_state", "stream"]
+                     "return_last_state", "initial_state", "stream", "conv_weight", "conv_bias",
+                     "conv_activation", "conv_initial_states", "return_conv_final_states",
+                     "return_conv_out"]
     kinds = {p.name: p.kind for p in params}
     assert kinds["initial_state"] == inspect.Parameter.KEYWORD_ONLY
     assert kinds["stream"] == inspect.Parameter.KEYWORD_ONLY
@@ -390,6 +392,56 @@ def test_against_reference(variant, dtype):
     assert out.dtype == x["u"].dtype and out.shape == x["u"].shape
     assert out.device == x["u"].device
     assert_close_scaled(out, ref_out, TOL[dtype])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("width", [1, 2, 4])
+@pytest.mark.parametrize("wdtype", ["float32", "same"])
+def test_fused_conv_equals_conv_then_scan(dtype, width, wdtype):
+    from ssmkit.reference import causal_conv1d_ref
+
+    cfg = dict(BASE, seqlen=300, h0=True)
+    x = make_inputs(cfg, dtype, seed=11 + width)
+    g = torch.Generator().manual_seed(5 + width)
+    b, d = cfg["batch"], cfg["dim"]
+    wt = torch.float32 if wdtype == "float32" else x["u"].dtype
+    w = (0.5 * torch.randn(d, width, generator=g)).to("cuda", wt)
+    cb = (0.1 * torch.randn(d, generator=g)).to("cuda", wt)
+    init = torch.randn(b, d, width - 1, generator=g).to("cuda", x["u"].dtype)
+    out, last, fin, cout = run_ssmkit(x, True, True, conv_weight=w, conv_bias=cb,
+                                      conv_initial_states=init, return_conv_final_states=True,
+                                      return_conv_out=True)
+    ref_u, ref_fin = causal_conv1d_ref(_d(x["u"]), _d(w), _d(cb), initial_states=_d(init),
+                                       return_final_states=True, activation="silu")
+    y = dict(x, u=ref_u)
+    ref_out, ref_last = run_ref(y, True, True)
+    assert fin.shape == (b, d, width - 1) and fin.dtype == x["u"].dtype
+    assert torch.equal(fin.double(), ref_fin.double())
+    assert_close_scaled(cout, ref_u, TOL[dtype], "conv_out")
+    assert_close_scaled(out, ref_out, TOL[dtype])
+    assert_close_scaled(last, ref_last, 1e-3 if dtype != "float32" else 1e-4, "last_state")
+    # Continuing from the returned conv state equals one call over the whole sequence.
+    full = run_ssmkit(x, True, False, conv_weight=w, conv_bias=cb, conv_initial_states=init)
+    y1 = {k: (v[..., :120] if k in ("u", "delta", "z", "B", "C") else v) for k, v in x.items()}
+    y2 = {k: (v[..., 120:] if k in ("u", "delta", "z", "B", "C") else v) for k, v in x.items()}
+    o1, s1, f1 = run_ssmkit(y1, True, True, conv_weight=w, conv_bias=cb, conv_initial_states=init,
+                            return_conv_final_states=True)
+    y2["initial_state"] = s1
+    o2 = run_ssmkit(y2, True, False, conv_weight=w, conv_bias=cb, conv_initial_states=f1)
+    tol = TOL[dtype] if dtype != "float32" else 1e-5
+    assert_close_scaled(torch.cat([o1, o2], dim=-1), full.double(), tol)
+
+
+def test_fused_conv_argument_errors():
+    a = np_inputs()
+    kw = dict(u=a["u"], delta=a["delta"], A=a["A"], B=a["B"], C=a["C"])
+    with pytest.raises(ValueError, match=r"^conv_activation must be"):
+        selective_scan_fn(**kw, conv_weight=np.ones((8, 4), np.float32), conv_activation="relu")
+    with pytest.raises(ValueError, match=r"need conv_weight$"):
+        selective_scan_fn(**kw, return_conv_out=True)
+    with pytest.raises(ValueError, match=r"^conv_weight must be 2-D"):
+        selective_scan_fn(**kw, conv_weight=np.ones(8, np.float32))
 
 
 @pytest.mark.gpu

@@ -129,7 +129,10 @@ struct ScanSplit {
 //! With @p kStatePass the kernel runs the first pass of a split sequence instead: each block
 //! scans one range (all but the last) from a zero state and stores only the final state and
 //! the sum of dt; no output is written.
-template <class Traits, bool kStatePass = false>
+//! With @p kConv the kernel runs the causal conv1d of p.conv on u as it converts each tile
+//! (see ScanConv1dParams): the W-1 inputs before a vector come from the neighbouring lane, or,
+//! for a tile's first vector, from the lane holding the previous tile's last vector.
+template <class Traits, bool kStatePass = false, bool kConv = false>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     selective_scan_fwd_kernel(const SelectiveScanParams p, const ScanSplit split) {
   using T = typename Traits::Element;
@@ -142,6 +145,9 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
   constexpr int kBCV = Traits::kBCVecsPerThread;
   constexpr int kYC = Traits::kYChannel;
   constexpr bool kAllVecsUsed = Traits::kVecsPerTile % Traits::kThreads == 0;
+  constexpr int kTaps = static_cast<int>(kMaxFusedConvWidth);
+  static_assert(!kConv || (Traits::kVecsPerTile % 32 == 0 && kV >= kTaps - 1),
+                "the fused conv needs whole warps of vectors holding the conv's history");
   extern __shared__ __align__(16) unsigned char smem_bytes[];
   typename Traits::TempStorage& smem = *reinterpret_cast<typename Traits::TempStorage*>(smem_bytes);
 
@@ -175,6 +181,8 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
                      p.out_dim_stride % kV == 0;
   const bool vec_B = Bvar == nullptr || (is_aligned(Bvar, 16) && p.B_dstate_stride % kV == 0);
   const bool vec_C = Cvar == nullptr || (is_aligned(Cvar, 16) && p.C_dstate_stride % kV == 0);
+  const bool vec_cout = kConv && !kStatePass && p.conv.out && is_aligned(p.conv.out, 16) &&
+                        p.conv.out_dim_stride % kV == 0 && p.conv.out_batch_stride % kV == 0;
   // Whole tiles take the path without bounds checks when all of the block's rows are there.
   const bool all_rows = vec_x && vec_B && vec_C && n_chan == kC && dstate == Traits::kNState;
 
@@ -232,6 +240,53 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     z_ptr[j] = z ? z + dv * p.z_dim_stride + t_begin + tv_of[j] : nullptr;
     out_ptr[j] = out + dv * p.out_dim_stride + t_begin + tv_of[j];
   }
+  // Fused conv: taps right-aligned in kTaps (the first kTaps - width are zero), bias, the
+  // conv output's row pointers, and the kTaps - 1 inputs before the range held by the lane
+  // of a row's last vector (the only lane that passes history on to the next tile).
+  float cw[kConv ? kVPT : 1][kTaps], cb[kConv ? kVPT : 1], hist[kConv ? kVPT : 1][kTaps - 1];
+  T* cout_ptr[kConv ? kVPT : 1];
+  const int conv_w = kConv ? static_cast<int>(p.conv.width) : 1;
+  const T* conv_init = kConv && p.conv.initial_states
+                           ? static_cast<const T*>(p.conv.initial_states) + b * p.conv.initial_states_batch_stride
+                           : nullptr;
+  if constexpr (kConv) {
+    auto wt = [&](int64_t i) {
+      return p.conv.weight_dtype == DType::kFloat32 ? static_cast<const float*>(p.conv.weight)[i]
+                                                    : to_float(static_cast<const T*>(p.conv.weight)[i]);
+    };
+    auto bs = [&](int64_t i) {
+      return p.conv.weight_dtype == DType::kFloat32 ? static_cast<const float*>(p.conv.bias)[i]
+                                                    : to_float(static_cast<const T*>(p.conv.bias)[i]);
+    };
+#pragma unroll
+    for (int j = 0; j < kVPT; ++j) {
+      const int64_t dv = d_begin + (has_v[j] ? cv_of[j] : 0);
+#pragma unroll
+      for (int k = 0; k < kTaps; ++k) {
+        const int tap = k - (kTaps - conv_w);
+        cw[j][k] = has_v[j] && tap >= 0 ? wt(dv * p.conv.weight_dim_stride + tap) : 0.f;
+      }
+      cb[j] = has_v[j] && p.conv.bias ? bs(dv) : 0.f;
+      cout_ptr[j] = !kStatePass && p.conv.out
+                        ? static_cast<T*>(p.conv.out) + b * p.conv.out_batch_stride + dv * p.conv.out_dim_stride +
+                              t_begin + tv_of[j]
+                        : nullptr;
+      const bool last_vec = tv_of[j] == kL - kV;
+#pragma unroll
+      for (int k = 0; k < kTaps - 1; ++k) {
+        const int64_t t = t_begin - (kTaps - 1) + k;
+        float x = 0.f;
+        if (has_v[j] && last_vec) {
+          if (t >= 0) {
+            x = to_float(u[dv * p.u_dim_stride + t]);
+          } else if (conv_init && conv_w - 1 + t >= 0) {
+            x = to_float(conv_init[dv * p.conv.initial_states_dim_stride + (conv_w - 1 + t)]);
+          }
+        }
+        hist[j][k] = x;
+      }
+    }
+  }
   // B/C role: vectors w = tid + j * kThreads of [B; C], each kV steps (from tw) of state nw.
   const T* bc_ptr[kBCV];
   int nw_of[kBCV], tw_of[kBCV];
@@ -275,18 +330,49 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
 
   // Converts the raw tile to dt, dt*u, B, C in shared memory; keeps u for the epilogue.
   float u_keep[kVPT][kV];
-  auto commit_tile = [&](int valid_t, auto full) {
+  auto commit_tile = [&](int64_t t_tile, int valid_t, auto full) {
     constexpr bool kFull = decltype(full)::value;
 #pragma unroll
     for (int j = 0; j < kVPT; ++j) {
       if (kAllVecsUsed || tid + j * Traits::kThreads < Traits::kVecsPerTile) {
-        float dts[kV];
+        float dts[kV], us[kV];
+#pragma unroll
+        for (int i = 0; i < kV; ++i) us[i] = detail::raw_at<T>(raw_u[j], i);
+        if constexpr (kConv) {
+          // The kTaps - 1 inputs before this vector: from the lane of the previous vector of the
+          // row, or, for the first vector, from the lane of the row's last vector, which passes
+          // on what it kept from the previous tile. Whole warps take part (kVecsPerTile % 32 == 0).
+          const int pos = tv_of[j] / kV;
+          const int lane = tid & 31;
+          const int src = pos == 0 ? lane + Traits::kVecsPerRow - 1 : lane - 1;
+          const bool last_vec = pos == Traits::kVecsPerRow - 1;
+          float win[kTaps - 1 + kV];
+#pragma unroll
+          for (int k = 0; k < kTaps - 1; ++k) {
+            const float send = last_vec ? hist[j][k] : us[kV - (kTaps - 1) + k];
+            win[k] = __shfl_sync(0xffffffffu, send, src);
+            hist[j][k] = us[kV - (kTaps - 1) + k];
+          }
+#pragma unroll
+          for (int i = 0; i < kV; ++i) win[kTaps - 1 + i] = us[i];
+#pragma unroll
+          for (int i = 0; i < kV; ++i) {
+            float acc = cb[j];
+#pragma unroll
+            for (int k = 0; k < kTaps; ++k) acc = fmaf(cw[j][k], win[i + k], acc);
+            us[i] = p.conv.silu ? silu_fast(acc) : acc;
+          }
+        }
 #pragma unroll
         for (int i = 0; i < kV; ++i) {
           // Steps past the end (and absent channels) get dt = 0: the state is unchanged.
           const bool ok = kFull || (has_v[j] && tv_of[j] + i < valid_t);
-          u_keep[j][i] = ok ? detail::raw_at<T>(raw_u[j], i) : 0.f;
+          u_keep[j][i] = ok ? us[i] : 0.f;
           dts[i] = detail::raw_at<T>(raw_dl[j], i) + bias_v[j];
+        }
+        if constexpr (kConv && !kStatePass) {
+          if (p.conv.out && has_v[j])
+            store_from_float<T, kV>(cout_ptr[j] + (t_tile - t_begin), u_keep[j], vec_cout, valid_t - tv_of[j]);
         }
         if (p.delta_softplus) {
 #pragma unroll
@@ -330,10 +416,10 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     const int64_t t = load_next ? t0 + kL : t0;
     if (is_full(t)) {
       if (load_next) load_tile(t - t_begin, kL, std::true_type{});
-      else commit_tile(kL, std::true_type{});
+      else commit_tile(t, kL, std::true_type{});
     } else {
       if (load_next) load_tile(t - t_begin, valid_of(t), std::false_type{});
-      else commit_tile(valid_of(t), std::false_type{});
+      else commit_tile(t, valid_of(t), std::false_type{});
     }
   };
 
@@ -455,6 +541,25 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     if (has_next) load_and_commit(t0 + kL, false);
   }
 
+  if constexpr (kConv && !kStatePass) {
+    // The conv's final states: the last W-1 inputs (from the initial states when the sequence
+    // is shorter), written by the blocks of the sequence's last range.
+    if (p.conv.final_states && t_end == p.seqlen && conv_w > 1) {
+      T* fin = static_cast<T*>(p.conv.final_states) + b * p.conv.final_states_batch_stride;
+      for (int q = tid; q < n_chan * (conv_w - 1); q += Traits::kThreads) {
+        const int qc = q / (conv_w - 1), k = q % (conv_w - 1);
+        const int64_t dv = d_begin + qc;
+        const int64_t t = p.seqlen - (conv_w - 1) + k;
+        float x = 0.f;
+        if (t >= 0) {
+          x = to_float(u[dv * p.u_dim_stride + t]);
+        } else if (conv_init && conv_w - 1 + t >= 0) {
+          x = to_float(conv_init[dv * p.conv.initial_states_dim_stride + (conv_w - 1 + t)]);
+        }
+        fin[dv * p.conv.final_states_dim_stride + k] = from_float<T>(x);
+      }
+    }
+  }
   if (kStatePass) {
     if (c_valid) {
       const int64_t row = (sidx * p.batch + b) * p.dim + d;
