@@ -440,35 +440,45 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
 
     // The recurrence, four steps at a time, one state after another within the four steps.
     // Variable B and C (the common case) read shared memory only; otherwise the constant
-    // values in registers stand in.
+    // values in registers stand in. Where the registers allow (one element vector per
+    // thread), the shared-memory reads of the next four steps (dt, dt*u and the B/C of the
+    // first kPre states) are issued before the current four are computed.
     auto recurrence = [&](auto var_bc) {
       constexpr bool kVarBC = decltype(var_bc)::value;
+      constexpr bool kPrefetch = kVPT == 1;
+      constexpr int kPre = kS <= 4 ? kS : 1;
       float* y_row = &smem.y[c * kYC + lane_in_channel * Traits::kRow];
-#pragma unroll 2
-      for (int t = 0; t < kL; t += 4) {
-        const float4 dt4 = *reinterpret_cast<const float4*>(&smem.dt[c][t]);
-        const float4 dtu4 = *reinterpret_cast<const float4*>(&smem.dtu[c][t]);
-        const float dts[4] = {dt4.x, dt4.y, dt4.z, dt4.w};
-        const float dtus[4] = {dtu4.x, dtu4.y, dtu4.z, dtu4.w};
+      auto load_B = [&](int i, int t) {
+        return kVarBC || Bvar ? *reinterpret_cast<const float4*>(&smem.B[lane_in_channel + i * kTPC][t])
+                              : make_float4(Bc[i], Bc[i], Bc[i], Bc[i]);
+      };
+      auto load_C = [&](int i, int t) {
+        return kStatePass ? make_float4(0.f, 0.f, 0.f, 0.f)
+                          : (kVarBC || Cvar ? *reinterpret_cast<const float4*>(&smem.C[lane_in_channel + i * kTPC][t])
+                                            : make_float4(Cc[i], Cc[i], Cc[i], Cc[i]));
+      };
+      struct Group {
+        float4 dt, dtu, B[kPre], C[kPre];
+      };
+      auto load_group = [&](int t, Group& g) {
+        g.dt = *reinterpret_cast<const float4*>(&smem.dt[c][t]);
+        g.dtu = *reinterpret_cast<const float4*>(&smem.dtu[c][t]);
+#pragma unroll
+        for (int i = 0; i < kPre; ++i) {
+          g.B[i] = load_B(i, t);
+          g.C[i] = load_C(i, t);
+        }
+      };
+      auto run_group = [&](const Group& g, int t) {
+        const float dts[4] = {g.dt.x, g.dt.y, g.dt.z, g.dt.w};
+        const float dtus[4] = {g.dtu.x, g.dtu.y, g.dtu.z, g.dtu.w};
         float ys[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
         for (int i = 0; i < kS; ++i) {
-          const int n = lane_in_channel + i * kTPC;
-          float Bv[4], Cv[4];
-          if (kVarBC || Bvar) {
-            const float4 q = *reinterpret_cast<const float4*>(&smem.B[n][t]);
-            Bv[0] = q.x; Bv[1] = q.y; Bv[2] = q.z; Bv[3] = q.w;
-          } else {
-            Bv[0] = Bv[1] = Bv[2] = Bv[3] = Bc[i];
-          }
-          if (kStatePass) {
-            Cv[0] = Cv[1] = Cv[2] = Cv[3] = 0.f;
-          } else if (kVarBC || Cvar) {
-            const float4 q = *reinterpret_cast<const float4*>(&smem.C[n][t]);
-            Cv[0] = q.x; Cv[1] = q.y; Cv[2] = q.z; Cv[3] = q.w;
-          } else {
-            Cv[0] = Cv[1] = Cv[2] = Cv[3] = Cc[i];
-          }
+          const float4 qb = i < kPre ? g.B[i < kPre ? i : 0] : load_B(i, t);
+          const float4 qc = i < kPre ? g.C[i < kPre ? i : 0] : load_C(i, t);
+          const float Bv[4] = {qb.x, qb.y, qb.z, qb.w};
+          const float Cv[4] = {qc.x, qc.y, qc.z, qc.w};
 #pragma unroll
           for (int s = 0; s < 4; ++s) {
             h[i] = fmaf(fast_exp2(dts[s] * a_log2[i]), h[i], dtus[s] * Bv[s]);
@@ -479,6 +489,24 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
           dtsum += (dts[0] + dts[1]) + (dts[2] + dts[3]);
         } else {
           *reinterpret_cast<float4*>(y_row + t) = make_float4(ys[0], ys[1], ys[2], ys[3]);
+        }
+      };
+      if constexpr (kPrefetch) {
+        Group cur;
+        load_group(0, cur);
+#pragma unroll
+        for (int t = 0; t < kL; t += 4) {
+          Group nxt;
+          if (t + 4 < kL) load_group(t + 4, nxt);
+          run_group(cur, t);
+          if (t + 4 < kL) cur = nxt;
+        }
+      } else {
+#pragma unroll 2
+        for (int t = 0; t < kL; t += 4) {
+          Group g;
+          load_group(t, g);
+          run_group(g, t);
         }
       }
     };
