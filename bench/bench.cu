@@ -166,15 +166,7 @@ int main(int argc, char** argv) {
   ctx.reps = reps;
 
   // Ceiling 1: device-to-device copy, bytes read + written.
-  const size_t copy_bytes = size_t(1) << 30;
-  void *cs, *cd;
-  BENCH_CUDA(cudaMalloc(&cs, copy_bytes));
-  BENCH_CUDA(cudaMalloc(&cd, copy_bytes));
-  BENCH_CUDA(cudaMemset(cs, 1, copy_bytes));
-  const double copy_ms = ctx.timer.median_ms([&](int) { BENCH_CUDA(cudaMemcpyAsync(cd, cs, copy_bytes, cudaMemcpyDeviceToDevice)); }, 20);
-  ctx.copy_gbs = 2.0 * copy_bytes / (copy_ms * 1e-3) / 1e9;
-  BENCH_CUDA(cudaFree(cs));
-  BENCH_CUDA(cudaFree(cd));
+  ctx.copy_gbs = measure_copy_gbs(ctx.timer);
 
   // Ceiling 2: MUFU ex2 rate.
   float* sink;

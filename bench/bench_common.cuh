@@ -52,6 +52,41 @@ struct Timer {
   }
 };
 
+// Device-to-device copy bandwidth (bytes read + written per second / 1e9) of a 1 GiB copy:
+// the ceiling that every "% of copy bandwidth" figure is measured against.
+inline double measure_copy_gbs(Timer& timer) {
+  const size_t n = size_t(1) << 30;
+  void *src, *dst;
+  BENCH_CUDA(cudaMalloc(&src, n));
+  BENCH_CUDA(cudaMalloc(&dst, n));
+  BENCH_CUDA(cudaMemset(src, 1, n));
+  const double ms = timer.median_ms([&](int) { BENCH_CUDA(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice)); }, 20);
+  BENCH_CUDA(cudaFree(src));
+  BENCH_CUDA(cudaFree(dst));
+  return 2.0 * n / (ms * 1e-3) / 1e9;
+}
+
+// Milliseconds per call of `calls` calls of launch(i, stream) captured in one CUDA graph:
+// median graph replay time over `reps` replays, divided by `calls`.
+template <typename F>
+double graph_ms_per_call(Timer& timer, int calls, int reps, F&& launch) {
+  cudaStream_t stream;
+  BENCH_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  BENCH_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  for (int i = 0; i < calls; ++i) launch(i, stream);
+  BENCH_CUDA(cudaStreamEndCapture(stream, &graph));
+  BENCH_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  BENCH_CUDA(cudaDeviceSynchronize());
+  const double ms = timer.median_ms([&](int) { BENCH_CUDA(cudaGraphLaunch(exec, stream)); }, reps, stream) / calls;
+  BENCH_CUDA(cudaStreamSynchronize(stream));
+  BENCH_CUDA(cudaGraphExecDestroy(exec));
+  BENCH_CUDA(cudaGraphDestroy(graph));
+  BENCH_CUDA(cudaStreamDestroy(stream));
+  return ms;
+}
+
 __global__ inline void fill_kernel(void* p, size_t n, uint32_t seed, float lo, float hi, int dtype) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
     uint32_t x = uint32_t(i) * 0x9E3779B1u ^ uint32_t(i >> 32) * 0x85EBCA77u ^ seed;

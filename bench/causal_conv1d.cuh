@@ -129,24 +129,10 @@ inline void bench_causal_conv1d(Context& ctx) {
       p.silu = true;
       ps.push_back(p);
     }
-    constexpr int kCalls = 200;  // launches captured in one graph
-    cudaStream_t stream;
-    BENCH_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    cudaGraph_t graph;
-    cudaGraphExec_t exec;
-    BENCH_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-    for (int i = 0; i < kCalls; ++i) {
+    const double ms = graph_ms_per_call(ctx.timer, 200, ctx.reps, [&](int i, cudaStream_t stream) {
       const ssmkit::Status st = ssmkit::causal_conv1d_update(ps[i % sets], stream);
       if (!st.ok()) die(shape, st);
-    }
-    BENCH_CUDA(cudaStreamEndCapture(stream, &graph));
-    BENCH_CUDA(cudaGraphInstantiate(&exec, graph, 0));
-    BENCH_CUDA(cudaDeviceSynchronize());
-    const double ms = ctx.timer.median_ms([&](int) { BENCH_CUDA(cudaGraphLaunch(exec, stream)); }, ctx.reps, stream) / kCalls;
-    BENCH_CUDA(cudaStreamSynchronize(stream));
-    BENCH_CUDA(cudaGraphExecDestroy(exec));
-    BENCH_CUDA(cudaGraphDestroy(graph));
-    BENCH_CUDA(cudaStreamDestroy(stream));
+    });
     for (void* p : bufs) BENCH_CUDA(cudaFree(p));
     Row r;
     r.op = "causal_conv1d_update";

@@ -30,17 +30,34 @@
 
 SSMKIT_NAMESPACE_BEGIN
 
-//! Default configuration of the conv1d forward, from a sweep on an H100: channel-first two
-//! 16-byte vectors per thread of a 128-thread block (2048 positions for 2-byte types, 1024 for
-//! float; one or four vectors measured 8-25 points of copy bandwidth lower) with registers
-//! capped for 10 blocks per SM (1 block: 12-18 points lower, 12 or more: spills);
-//! channel-last 128 positions (64 and 160 measured the same or lower).
-template <typename T, bool kChannelLast>
+//! Default configuration of the conv1d forward, chosen from registers and bytes in flight per
+//! SM (bench/NOTES.md; bench/sweep_conv1d.cu times the alternatives).
+//! Channel-first: tiles of two 16-byte vectors per thread of a 128-thread block (2048
+//! positions for 2-byte types, 1024 for float), registers sized for 8 blocks per SM (6 for
+//! widths above 5). Channel-last: detail::conv_channels() channels per thread and chunks of
+//! 64 bytes per thread (at most 8 positions), registers sized for 4 blocks per SM.
+//! @tparam T            element type of x
+//! @tparam kChannelLast layout
+//! @tparam kWidth       filter taps
+template <typename T, bool kChannelLast, int kWidth = 4>
 struct ConvDefaultConfig {
-  //! Positions per tile.
-  static constexpr int kTileLen = kChannelLast ? 128 : 128 * 2 * kVecElems<T>;
+  //! Channel-last: channels per thread.
+  static constexpr int kChannels = detail::conv_channels<T>(kWidth);
+  //! Channel-last: bytes of a thread's channels at one position.
+  static constexpr int kChannelBytes = kChannels * static_cast<int>(sizeof(T));
+  //! Positions per tile (channel-last: per chunk, 64 bytes per thread and at most 8).
+  static constexpr int kTileLen =
+      kChannelLast ? (kChannelBytes >= 8 ? 64 / kChannelBytes : 8) : 128 * 2 * kVecElems<T>;
   //! Blocks per SM the register budget is sized for.
-  static constexpr int kMinBlocksPerSM = kChannelLast ? 1 : 10;
+  static constexpr int kMinBlocksPerSM = kChannelLast ? 4 : (kWidth > 5 ? 6 : 8);
+};
+
+//! Default configuration of the conv1d decode update: batch entries per thread of the
+//! vectorised kernel, used when the batch holds at least kRowsFromBatch entries (fewer
+//! entries per thread keep more threads busy at small batch).
+struct ConvUpdateDefaultConfig {
+  static constexpr int kRows = 2;                //!< Entries per thread at large batch.
+  static constexpr int64_t kRowsFromBatch = 128;  //!< Smallest batch that uses kRows.
 };
 
 namespace detail {
@@ -66,15 +83,17 @@ Status check_conv_types(DType dtype, DType weight_dtype) {
 //! @tparam TW           element type of weight and bias; must match p.weight_dtype
 //! @tparam kWidth       filter taps; must equal p.width
 //! @tparam kChannelLast layout; must match causal_conv1d_is_channel_last(p)
-//! @tparam kTileLen     positions per tile
+//! @tparam kTileLen     positions per tile (channel-last: per chunk)
 //! @tparam kMinBlocks   blocks per SM the register budget is sized for
+//! @tparam kChannels    channel-last: channels per thread
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
 template <typename T, typename TW, int kWidth, bool kChannelLast,
-          int kTileLen = ConvDefaultConfig<T, kChannelLast>::kTileLen,
-          int kMinBlocks = ConvDefaultConfig<T, kChannelLast>::kMinBlocksPerSM>
+          int kTileLen = ConvDefaultConfig<T, kChannelLast, kWidth>::kTileLen,
+          int kMinBlocks = ConvDefaultConfig<T, kChannelLast, kWidth>::kMinBlocksPerSM,
+          int kChannels = ConvDefaultConfig<T, kChannelLast, kWidth>::kChannels>
 Status causal_conv1d_fwd(const CausalConv1dParams& p, cudaStream_t stream) {
-  using Traits = CausalConv1dTraits<T, TW, kWidth, kTileLen, kChannelLast, kMinBlocks>;
+  using Traits = CausalConv1dTraits<T, TW, kWidth, kTileLen, kChannelLast, kMinBlocks, kChannels>;
   SSMKIT_TRY(can_implement(p));
   SSMKIT_TRY((detail::check_conv_types<T, TW>(p.dtype, p.weight_dtype)));
   if (p.width != kWidth)
@@ -86,14 +105,18 @@ Status causal_conv1d_fwd(const CausalConv1dParams& p, cudaStream_t stream) {
                          "x: the layout is %s but this launcher is compiled for %s",
                          kChannelLast ? "channel-first" : "channel-last",
                          kChannelLast ? "channel-last" : "channel-first");
-  const int64_t grid = Traits::grid_size(p);
+  int device = 0, sm_count = 0;
+  SSMKIT_CUDA_TRY(cudaGetDevice(&device));
+  SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device));
+  const int64_t run_len = kChannelLast ? Traits::run_length(p, sm_count) : 0;
+  const int64_t grid = Traits::grid_size(p, sm_count, run_len);
   if (grid > 0x7fffffff)
     return Status::Error(StatusCode::kInvalidArgument,
-                         "batch * dim * seqlen is too large for one launch (%lld blocks)",
+                         "batch * dim is too large for one launch (%lld blocks)",
                          static_cast<long long>(grid));
   if constexpr (kChannelLast)
     causal_conv1d_fwd_channel_last_kernel<Traits>
-        <<<static_cast<unsigned>(grid), Traits::kThreads, 0, stream>>>(p);
+        <<<static_cast<unsigned>(grid), Traits::kThreads, 0, stream>>>(p, run_len);
   else
     causal_conv1d_fwd_channel_first_kernel<Traits>
         <<<static_cast<unsigned>(grid), Traits::kThreads, 0, stream>>>(p);
@@ -124,20 +147,27 @@ Status causal_conv1d_update(const CausalConv1dUpdateParams& p, cudaStream_t stre
                          static_cast<long long>(p.width), kWidth);
   bool vec = false;
   if constexpr (kWidth >= 2) vec = causal_conv1d_update_vec_ok<T, TW>(p);
-  const int64_t threads = vec ? p.batch * (p.dim / kVecElems<T>) : p.batch * p.dim;
-  const int64_t grid = (threads + kConvUpdateThreads - 1) / kConvUpdateThreads;
-  if (grid > 0x7fffffff)
-    return Status::Error(StatusCode::kInvalidArgument,
-                         "batch * dim is too large for one launch (%lld blocks)",
-                         static_cast<long long>(grid));
-  if constexpr (kWidth >= 2) {
-    if (vec)
-      causal_conv1d_update_vec_kernel<T, TW, kWidth>
-          <<<static_cast<unsigned>(grid), kConvUpdateThreads, 0, stream>>>(p);
-    else
-      causal_conv1d_update_kernel<T, TW, kWidth>
-          <<<static_cast<unsigned>(grid), kConvUpdateThreads, 0, stream>>>(p);
+  if (vec) {
+    using Cfg = ConvUpdateDefaultConfig;
+    const bool many = p.batch >= Cfg::kRowsFromBatch;
+    const int64_t rows = many ? Cfg::kRows : 1;
+    const int64_t channel_blocks =
+        (p.dim / kVecElems<T> + kConvUpdateThreads - 1) / kConvUpdateThreads;
+    const dim3 grid(static_cast<unsigned>((p.batch + rows - 1) / rows),
+                    static_cast<unsigned>(channel_blocks));
+    if constexpr (kWidth >= 2) {
+      if (many)
+        causal_conv1d_update_vec_kernel<T, TW, kWidth, Cfg::kRows>
+            <<<grid, kConvUpdateThreads, 0, stream>>>(p);
+      else
+        causal_conv1d_update_vec_kernel<T, TW, kWidth, 1><<<grid, kConvUpdateThreads, 0, stream>>>(p);
+    }
   } else {
+    const int64_t grid = (p.batch * p.dim + kConvUpdateThreads - 1) / kConvUpdateThreads;
+    if (grid > 0x7fffffff)
+      return Status::Error(StatusCode::kInvalidArgument,
+                           "batch * dim is too large for one launch (%lld blocks)",
+                           static_cast<long long>(grid));
     causal_conv1d_update_kernel<T, TW, kWidth>
         <<<static_cast<unsigned>(grid), kConvUpdateThreads, 0, stream>>>(p);
   }

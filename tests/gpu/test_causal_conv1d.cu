@@ -158,9 +158,20 @@ std::vector<DType> weight_types(DType t) {
   return v;
 }
 
-int64_t fwd_tile(DType t, bool last) {
-  if (last) return 128;
-  return 128 * 2 * (16 / ssmkit::dtype_size(t));
+// Sequence lengths around the kernels' units: the channel-first tile (two 16-byte vectors
+// per thread of 128 threads) and, channel-last, chunks of 4-16 positions and runs of a few
+// chunks per thread.
+std::vector<int64_t> fwd_lengths(DType t, bool last, int64_t W) {
+  const int64_t tile = 128 * 2 * (16 / ssmkit::dtype_size(t));
+  std::vector<int64_t> v = {1, W > 1 ? W - 1 : 2, W};
+  if (last) {
+    for (int64_t L : {7, 9, 17, 127, 129}) v.push_back(L);
+  } else {
+    v.push_back(tile - 1);
+    v.push_back(tile + 1);
+  }
+  v.push_back(4096);
+  return v;
 }
 
 }  // namespace
@@ -171,9 +182,7 @@ TEST_CASE("conv1d forward: dtype x weight dtype x width x seqlen x layout", "[gp
     for (DType wt : weight_types(t)) {
       for (int64_t W = 1; W <= 8; ++W)
         for (bool last : {false, true}) {
-          const int64_t tile = fwd_tile(t, last);
-          const int64_t Ls[] = {1, W > 1 ? W - 1 : 2, W, tile - 1, tile + 1, 4096};
-          for (int64_t L : Ls) {
+          for (int64_t L : fwd_lengths(t, last, W)) {
             FwdCase c;
             c.dtype = t;
             c.wdtype = wt;
@@ -220,6 +229,29 @@ TEST_CASE("conv1d forward: one factor at a time", "[gpu][conv1d][sanitize]") {
         check_fwd(cases[i]);
       }
     }
+}
+
+TEST_CASE("conv1d forward: several tiles per block and long runs per thread", "[gpu][conv1d][sanitize]") {
+  // Channel-first: more tiles than one resident wave of blocks, so that blocks walk several
+  // tiles (crossing rows) with the next one in flight. Channel-last: few (batch, channel
+  // group) columns, so that each thread walks a run of several chunks.
+  uint64_t seed = 1200;
+  for (DType t : kTypes)
+    for (bool last : {false, true})
+      for (int opt = 0; opt < 3; ++opt) {
+        FwdCase c;
+        c.dtype = t;
+        c.wdtype = t;
+        c.channel_last = last;
+        c.batch = 2;
+        c.dim = last ? 4096 : 600;
+        c.seqlen = last ? 600 : 2500;
+        c.width = 4;
+        c.init = opt == 1;
+        c.seq_idx = opt == 2;
+        c.seed = seed++;
+        check_fwd(c);
+      }
 }
 
 TEST_CASE("conv1d forward: unaligned rows and strided channels", "[gpu][conv1d][sanitize]") {
@@ -445,6 +477,23 @@ TEST_CASE("conv1d update: small cases", "[gpu][conv1d][sanitize]") {
   UpdCase c;
   c.seqlen = 5; c.width = 3; c.extra = 0; c.seed = seed++;
   check_upd(c);
+}
+
+TEST_CASE("conv1d update: large batch (two entries per thread)", "[gpu][conv1d][sanitize]") {
+  uint64_t seed = 3500;
+  for (DType t : kTypes)
+    for (bool ind : {false, true}) {
+      UpdCase c;
+      c.dtype = t;
+      c.wdtype = t;
+      c.batch = 131;  // odd: the last thread of a column has one entry
+      c.dim = 64;
+      c.seqlen = 1;
+      c.width = 4;
+      c.indices = ind;
+      c.seed = seed++;
+      check_upd(c);
+    }
 }
 
 TEST_CASE("conv1d: launches under CUDA graph capture", "[gpu][conv1d][graph][sanitize]") {

@@ -29,31 +29,75 @@
 
 SSMKIT_NAMESPACE_BEGIN
 
+namespace detail {
+
+//! Unsigned integer type of @p kBytes bytes (4, 8 or 16): one access of a thread's channels.
+template <int kBytes>
+struct RawVec;
+//! 16 bytes.
+template <>
+struct RawVec<16> {
+  using type = uint4;  //!< The type.
+};
+//! 8 bytes.
+template <>
+struct RawVec<8> {
+  using type = uint2;  //!< The type.
+};
+//! 4 bytes.
+template <>
+struct RawVec<4> {
+  using type = unsigned int;  //!< The type.
+};
+//! 2 bytes.
+template <>
+struct RawVec<2> {
+  using type = unsigned short;  //!< The type.
+};
+
+//! Default channels per thread of the channel-last forward for @p width taps: the largest
+//! power of two at most 16 / width (so that a thread holds at most 16 taps) that fits in a
+//! 16-byte vector of T.
+template <typename T>
+constexpr int conv_channels(int width) {
+  int c = 1;
+  while (c * 2 * width <= 16 && c * 2 <= kVecElems<T>) c *= 2;
+  return c;
+}
+
+}  // namespace detail
+
 //! Compile-time configuration of the conv1d forward kernels.
 //!
-//! Channel-first (position stride 1): one block per (batch, channel, tile of kTileLen
-//! positions); each of the kThreads threads loads kItems positions with 16-byte loads plus
-//! the W-1 halo before them (BlockConv1dTile), convolves in registers and stores 16 bytes at
-//! a time.
+//! Both kernels keep the loads of the next piece of work in flight while they convolve and
+//! store the current one, so that memory is kept busy without relying on other blocks.
 //!
-//! Channel-last (channel stride 1): one block per (batch, tile of kTileLen positions, chunk
-//! of kChannels channels = 128 bytes); the block loads the tile and its W-1 halo rows into
-//! shared memory with 16-byte loads along the channels, each thread convolves one channel
-//! over kTileLen / (kThreads / kChannels) positions, and the output goes back through shared
-//! memory to 16-byte stores.
+//! Channel-first (position stride 1): work is tiles of kTileLen positions of one (batch,
+//! channel) row. Each block takes a contiguous range of tiles (grid_size() chooses one
+//! resident wave of blocks); each of its kThreads threads loads kItems positions with
+//! 16-byte loads plus the W-1 halo before them (BlockConv1dTile), convolves in registers and
+//! stores 16 bytes at a time, while the next tile's loads are in flight.
+//!
+//! Channel-last (channel stride 1): each thread owns kChannels consecutive channels of one
+//! batch entry (one 16- or 8-byte access per position) and walks a run of positions, kChunk at
+//! a time, the W-1 previous inputs sliding in registers and the next chunk loaded while the
+//! current one is convolved. A warp reads and writes whole contiguous rows of channels;
+//! nothing goes through shared memory; only the W-1 inputs before each run are read twice.
 //! @tparam T            element type of x, out and the states
 //! @tparam TW           element type of weight and bias
 //! @tparam kWidth_      filter taps, 1..8
-//! @tparam kTileLen_    positions per tile
+//! @tparam kTileLen_    channel-first: positions per tile; channel-last: positions per chunk
 //! @tparam kChannelLast_ which of the two kernels
 //! @tparam kMinBlocksPerSM_ blocks per SM the register budget is sized for (__launch_bounds__)
+//! @tparam kChannels_   channel-last: channels per thread (0: the largest power of two that
+//!                      is at most 16 / W and fits 16 bytes)
 template <typename T, typename TW, int kWidth_, int kTileLen_, bool kChannelLast_,
-          int kMinBlocksPerSM_ = 1>
+          int kMinBlocksPerSM_ = 1, int kChannels_ = 0>
 struct CausalConv1dTraits {
   using Element = T;                             //!< Element type of x and out.
   using Weight = TW;                             //!< Element type of weight and bias.
   static constexpr int kWidth = kWidth_;         //!< Filter taps.
-  static constexpr int kTileLen = kTileLen_;     //!< Positions per tile.
+  static constexpr int kTileLen = kTileLen_;     //!< Positions per tile (channel-last: chunk).
   static constexpr bool kChannelLast = kChannelLast_;  //!< Channel-last kernel.
   static constexpr int kThreads = 128;           //!< Threads per block.
   //! Blocks per SM for __launch_bounds__: the requested number, at most what the SM holds.
@@ -63,37 +107,51 @@ struct CausalConv1dTraits {
   static constexpr int kVec = kVecElems<T>;      //!< Elements per 16-byte vector.
   //! Channel-first: positions per thread.
   static constexpr int kItems = kChannelLast ? kVec : kTileLen / kThreads;
-  //! Channel-last: channels per block (128 bytes of a position row).
-  static constexpr int kChannels = 128 / static_cast<int>(sizeof(T));
-  //! Channel-last: 16-byte vectors per position row of the tile.
-  static constexpr int kVecsPerRow = kChannels / kVec;
-  //! Channel-last: threads sharing one channel, each over a run of positions.
-  static constexpr int kGroups = kThreads / kChannels;
-  //! Channel-last: positions per thread.
-  static constexpr int kPerThread = kTileLen / kGroups;
-  //! Channel-last: rows of the input tile (halo included).
-  static constexpr int kRows = kTileLen + kWidth - 1;
+  //! Channel-last: channels per thread.
+  static constexpr int kChannels = kChannels_ > 0 ? kChannels_ : detail::conv_channels<T>(kWidth);
+  //! Channel-last: positions loaded together (the next chunk is in flight during this one).
+  static constexpr int kChunk = kTileLen;
+  //! Channel-last: raw type of one thread's channels at one position.
+  using ChannelVec = typename detail::RawVec<kChannels * static_cast<int>(sizeof(T))>::type;
 
   using Tile = BlockConv1dTile<T, kWidth, kThreads, kItems>;  //!< Channel-first tile.
 
   static_assert(kChannelLast || kTileLen % (kThreads * kVec) == 0,
                 "channel-first tile must give every thread whole vectors");
-  static_assert(!kChannelLast || kTileLen % kGroups == 0, "channel-last tile must split evenly");
+  static_assert(!kChannelLast || (kChunk >= 1 && kChunk <= 16), "channel-last chunk must be 1..16");
 
-  //! Shared memory of the channel-last kernel.
-  struct TempStorage {
-    alignas(16) T x[kChannelLast ? kRows : 1][kChannels];        //!< Input tile with halo.
-    alignas(16) T out[kChannelLast ? kTileLen : 1][kChannels];   //!< Output tile.
-    int seq[kChannelLast ? kRows : 1];                           //!< seq_idx of the rows.
-  };
-
-  //! Tiles along the sequence.
+  //! Channel-first: tiles along the sequence.
   SSMKIT_HOST_DEVICE static int64_t num_tiles(const CausalConv1dParams& p) { return (p.seqlen + kTileLen - 1) / kTileLen; }
 
-  //! Number of blocks for @p p.
-  static int64_t grid_size(const CausalConv1dParams& p) {
-    if (kChannelLast) return p.batch * num_tiles(p) * ((p.dim + kChannels - 1) / kChannels);
-    return p.batch * p.dim * num_tiles(p);
+  //! Channel-last: groups of kChannels channels.
+  SSMKIT_HOST_DEVICE static int64_t num_channel_groups(const CausalConv1dParams& p) {
+    return (p.dim + kChannels - 1) / kChannels;
+  }
+
+  //! Channel-last: positions per thread (a multiple of kChunk) that give about one resident
+  //! wave of threads on @p sm_count SMs, or the whole sequence when batch x channel groups
+  //! alone fill the wave.
+  static int64_t run_length(const CausalConv1dParams& p, int sm_count) {
+    const int64_t wave = int64_t(sm_count) * kMinBlocksPerSM * kThreads;
+    const int64_t columns = p.batch * num_channel_groups(p);
+    int64_t runs = wave / columns;
+    if (runs < 1) runs = 1;
+    int64_t len = (p.seqlen + runs - 1) / runs;
+    return (len + kChunk - 1) / kChunk * kChunk;
+  }
+
+  //! Number of blocks for @p p on a device of @p sm_count SMs. Channel-first: one resident
+  //! wave (or one block per tile when there are fewer tiles); the kernel spreads the tiles over
+  //! whatever grid it gets. Channel-last: one thread per (batch, run of @p run_len positions,
+  //! channel group).
+  static int64_t grid_size(const CausalConv1dParams& p, int sm_count, int64_t run_len) {
+    if (kChannelLast) {
+      const int64_t runs = (p.seqlen + run_len - 1) / run_len;
+      return (p.batch * runs * num_channel_groups(p) + kThreads - 1) / kThreads;
+    }
+    const int64_t tiles = p.batch * p.dim * num_tiles(p);
+    const int64_t wave = int64_t(sm_count) * kMinBlocksPerSM;
+    return tiles < wave ? tiles : wave;
   }
 };
 
@@ -109,28 +167,41 @@ SSMKIT_DEVICE void load_conv_weights(const void* weight, int64_t d, int64_t dim_
   b = bias ? to_float(static_cast<const TW*>(bias)[d]) : 0.f;
 }
 
-}  // namespace detail
-
-//! The channel-first causal conv1d forward kernel (see CausalConv1dTraits). Launch with
-//! Traits::grid_size(p) blocks of Traits::kThreads threads.
+// One channel-first tile of a block: its row, the loads in flight and the row's taps (raw, so
+// that nothing waits on them before the tile is convolved).
 template <class Traits>
-__global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
-    causal_conv1d_fwd_channel_first_kernel(const CausalConv1dParams p) {
+struct ChannelFirstStage {
+  using TW = typename Traits::Weight;
+  typename Traits::Tile::Fetch f;
+  TW w[Traits::kWidth];
+  TW bias;
+};
+
+template <class Traits>
+SSMKIT_DEVICE void channel_first_fetch(const CausalConv1dParams& p, int64_t b, int64_t d,
+                                       int64_t tile, ChannelFirstStage<Traits>& s) {
+  using T = typename Traits::Element;
+  using TW = typename Traits::Weight;
+  const T* xr = static_cast<const T*>(p.x) + b * p.x_batch_stride + d * p.x_dim_stride;
+  Traits::Tile::fetch(xr, tile * Traits::kTileLen, p.seqlen, is_aligned(xr, 16),
+                      static_cast<int>(threadIdx.x), s.f);
+  const TW* wr = static_cast<const TW*>(p.weight) + d * p.weight_dim_stride;
+#pragma unroll
+  for (int k = 0; k < Traits::kWidth; ++k) s.w[k] = wr[k * p.weight_width_stride];
+  s.bias = p.bias ? static_cast<const TW*>(p.bias)[d] : from_float<TW>(0.f);
+}
+
+// Convolves and stores one fetched channel-first tile (and the row's final states after its
+// last tile).
+template <class Traits>
+SSMKIT_DEVICE void channel_first_finish(const CausalConv1dParams& p, int64_t b, int64_t d,
+                                        int64_t tile, const ChannelFirstStage<Traits>& s) {
   using T = typename Traits::Element;
   using Tile = typename Traits::Tile;
   constexpr int kW = Traits::kWidth;
   constexpr int kItems = Traits::kItems;
-  const int64_t tiles = Traits::num_tiles(p);
-  const int64_t bid = blockIdx.x;
-  const int64_t tile = bid % tiles;
-  const int64_t row = bid / tiles;
-  const int64_t d = row % p.dim;
-  const int64_t b = row / p.dim;
   const int64_t t0 = tile * Traits::kTileLen;
-
-  float w[kW], bias;
-  detail::load_conv_weights<typename Traits::Weight, kW>(p.weight, d, p.weight_dim_stride,
-                                                         p.weight_width_stride, p.bias, w, bias);
+  const int rank = static_cast<int>(threadIdx.x);
   const T* xr = static_cast<const T*>(p.x) + b * p.x_batch_stride + d * p.x_dim_stride;
   const T* init = p.initial_states ? static_cast<const T*>(p.initial_states) +
                                          b * p.initial_states_batch_stride +
@@ -140,12 +211,16 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     return init ? to_float(init[(kW - 1 + pos) * p.initial_states_seq_stride]) : 0.f;
   };
   float win[Tile::kWindow];
-  Tile::load(xr, t0, p.seqlen, is_aligned(xr, 16), threadIdx.x, before_start, win);
+  Tile::window(s.f, t0, rank, before_start, win);
+  float w[kW];
+#pragma unroll
+  for (int k = 0; k < kW; ++k) w[k] = to_float(s.w[k]);
+  const float bias = to_float(s.bias);
 
   float out[kItems];
   if (p.seq_idx) {
     const int32_t* sr = p.seq_idx + b * p.seq_idx_batch_stride;
-    const int64_t start = t0 + int64_t(threadIdx.x) * kItems - Tile::kHalo;
+    const int64_t start = t0 + int64_t(rank) * kItems - Tile::kHalo;
     int seq[Tile::kWindow];
 #pragma unroll
     for (int j = 0; j < Tile::kWindow; ++j) {
@@ -156,183 +231,261 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
   } else {
     Tile::convolve(w, bias, p.silu, win, out);
   }
-  const int64_t base = t0 + int64_t(threadIdx.x) * kItems;
+  const int64_t base = t0 + int64_t(rank) * kItems;
   T* orow = static_cast<T*>(p.out) + b * p.out_batch_stride + d * p.out_dim_stride;
   if (base < p.seqlen)
     store_from_float<T, kItems>(orow + base, out, is_aligned(orow, 16),
                                 p.seqlen - base < kItems ? int(p.seqlen - base) : kItems);
 
-  if (p.final_states && tile == tiles - 1 && static_cast<int>(threadIdx.x) < kW - 1) {
-    const int k = static_cast<int>(threadIdx.x);
-    const int64_t pos = p.seqlen - (kW - 1) + k;
-    const float v = pos >= 0 ? to_float(xr[pos]) : before_start(int(pos));
+  if (p.final_states && t0 + Traits::kTileLen >= p.seqlen && rank < kW - 1) {
+    const int64_t pos = p.seqlen - (kW - 1) + rank;
+    const T v = pos >= 0 ? xr[pos] : (init ? init[(kW - 1 + pos) * p.initial_states_seq_stride]
+                                           : from_float<T>(0.f));
     static_cast<T*>(p.final_states)[b * p.final_states_batch_stride +
                                     d * p.final_states_dim_stride +
-                                    k * p.final_states_seq_stride] = from_float<T>(v);
+                                    rank * p.final_states_seq_stride] = v;
   }
 }
 
-//! The channel-last causal conv1d forward kernel (see CausalConv1dTraits). Launch with
-//! Traits::grid_size(p) blocks of Traits::kThreads threads and no dynamic shared memory.
+}  // namespace detail
+
+//! The channel-first causal conv1d forward kernel (see CausalConv1dTraits). Any grid works:
+//! block i takes the i-th of gridDim.x near-equal contiguous ranges of the batch x dim x
+//! num_tiles tiles (row-major, tiles fastest); Traits::grid_size() gives one resident wave.
+//! Launch with Traits::kThreads threads.
 template <class Traits>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
-    causal_conv1d_fwd_channel_last_kernel(const CausalConv1dParams p) {
-  using T = typename Traits::Element;
-  constexpr int kW = Traits::kWidth;
-  constexpr int kC = Traits::kChannels;
-  constexpr int kV = Traits::kVec;
-  constexpr int kVR = Traits::kVecsPerRow;
-  constexpr int kL = Traits::kTileLen;
-  constexpr int kRows = Traits::kRows;
-  __shared__ typename Traits::TempStorage smem;
-
-  const int64_t chunks = (p.dim + kC - 1) / kC;
+    causal_conv1d_fwd_channel_first_kernel(const CausalConv1dParams p) {
   const int64_t tiles = Traits::num_tiles(p);
-  int64_t bid = blockIdx.x;
-  const int64_t chunk = bid % chunks;
-  bid /= chunks;
-  const int64_t tile = bid % tiles;
-  const int64_t b = bid / tiles;
-  const int64_t c0 = chunk * kC;
-  const int64_t t0 = tile * kL;
-  const int tid = threadIdx.x;
+  const int64_t total = p.batch * p.dim * tiles;
+  const int64_t grid = gridDim.x, bid = blockIdx.x;
+  const int64_t per = total / grid, extra = total % grid;
+  int64_t left = per + (bid < extra ? 1 : 0);
+  if (left == 0) return;
+  const int64_t first = bid * per + (bid < extra ? bid : extra);
+  int64_t tile = first % tiles;
+  const int64_t row = first / tiles;
+  int64_t d = row % p.dim, b = row / p.dim;
 
-  const T* xb = static_cast<const T*>(p.x) + b * p.x_batch_stride;
-  const bool xvec = is_aligned(xb, 16) && p.x_seq_stride % kV == 0;
-  const T* init = static_cast<const T*>(p.initial_states);
+  // The next tile's loads are issued before the current tile is convolved and stored.
+  detail::ChannelFirstStage<Traits> cur, nxt;
+  detail::channel_first_fetch<Traits>(p, b, d, tile, cur);
+  for (;;) {
+    int64_t nt = tile + 1, nd = d, nb = b;
+    if (nt == tiles) {
+      nt = 0;
+      if (++nd == p.dim) { nd = 0; ++nb; }
+    }
+    const bool more = --left > 0;
+    if (more) detail::channel_first_fetch<Traits>(p, nb, nd, nt, nxt);
+    detail::channel_first_finish<Traits>(p, b, d, tile, cur);
+    if (!more) break;
+    tile = nt; d = nd; b = nb;
+    cur = nxt;
+  }
+}
 
-  // 1. Input tile and halo rows (positions t0-W+1 .. t0+kL-1) into shared memory: every load
-  //    of the thread is issued before the first store, so they are all in flight at once.
-  constexpr int kLoads = (kRows * kVR + Traits::kThreads - 1) / Traits::kThreads;
-  uint4 raw[kLoads];
+namespace detail {
+
+// The channel-last thread's walk (see CausalConv1dTraits), with or without seq_idx.
+template <class Traits, bool kSeq>
+SSMKIT_DEVICE void channel_last_run(const CausalConv1dParams& p, int64_t run_len) {
+  using T = typename Traits::Element;
+  using TW = typename Traits::Weight;
+  using V = typename Traits::ChannelVec;
+  constexpr int kW = Traits::kWidth;
+  constexpr int kS = kW - 1;
+  constexpr int kSw = kS > 0 ? kS : 1;
+  constexpr int kC = Traits::kChannels;
+  constexpr int kU = Traits::kChunk;
+
+  const int64_t cols = Traits::num_channel_groups(p);
+  const int64_t runs = (p.seqlen + run_len - 1) / run_len;
+  const int64_t g = int64_t(blockIdx.x) * Traits::kThreads + threadIdx.x;
+  if (g >= p.batch * runs * cols) return;
+  const int64_t col = g % cols, rest = g / cols;
+  const int64_t run = rest % runs, b = rest / runs;
+  const int64_t c0 = col * kC;
+  const int nc = p.dim - c0 < kC ? int(p.dim - c0) : kC;  // channels of this group
+  const int64_t t_begin = run * run_len;
+  const int64_t t_end = p.seqlen - t_begin < run_len ? p.seqlen : t_begin + run_len;
+
+  // With dim == 1 the channel stride may be anything, but only channel 0 is read.
+  const T* xp = static_cast<const T*>(p.x) + b * p.x_batch_stride + c0;
+  T* op = static_cast<T*>(p.out) + b * p.out_batch_stride + c0;
+  const int64_t xs = p.x_seq_stride, os = p.out_seq_stride;
+  const bool xvec = nc == kC && is_aligned(xp, sizeof(V)) && (xs * sizeof(T)) % sizeof(V) == 0;
+  const bool ovec = nc == kC && is_aligned(op, sizeof(V)) && (os * sizeof(T)) % sizeof(V) == 0;
+  const int32_t* sq = kSeq ? p.seq_idx + b * p.seq_idx_batch_stride : nullptr;
+
+  auto load_pos = [&](int64_t pos) {
+    if (xvec) return __ldg(reinterpret_cast<const V*>(xp + pos * xs));
+    V v;
+    T* e = reinterpret_cast<T*>(&v);
 #pragma unroll
-  for (int it = 0; it < kLoads; ++it) {
-    const int i = tid + it * Traits::kThreads;
-    const int r = i / kVR, v = i % kVR;
-    const int64_t pos = t0 - (kW - 1) + r;
-    const int64_t c = c0 + int64_t(v) * kV;
-    raw[it] = make_uint4(0, 0, 0, 0);
-    T* e = reinterpret_cast<T*>(&raw[it]);
-    if (i >= kRows * kVR) continue;
-    if (pos >= 0 && pos < p.seqlen) {
-      const T* src = xb + pos * p.x_seq_stride + c;
-      if (xvec && c + kV <= p.dim) {
-        raw[it] = __ldg(reinterpret_cast<const uint4*>(src));
+    for (int c = 0; c < kC; ++c) e[c] = c < nc ? xp[pos * xs + c] : from_float<T>(0.f);
+    return v;
+  };
+  auto fetch_chunk = [&](int64_t t, V (&raw)[kU], int (&seq)[kU]) {
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const bool in = t + u < t_end;
+      if (in) {
+        raw[u] = load_pos(t + u);
       } else {
+        T* e = reinterpret_cast<T*>(&raw[u]);
 #pragma unroll
-        for (int j = 0; j < kV; ++j)
-          if (c + j < p.dim) e[j] = src[j];
+        for (int c = 0; c < kC; ++c) e[c] = from_float<T>(0.f);
       }
-    } else if (pos < 0 && init) {
-#pragma unroll
-      for (int j = 0; j < kV; ++j)
-        if (c + j < p.dim)
-          e[j] = init[b * p.initial_states_batch_stride + (c + j) * p.initial_states_dim_stride +
-                      (kW - 1 + pos) * p.initial_states_seq_stride];
+      seq[u] = kSeq && in ? sq[(t + u) * p.seq_idx_seq_stride] : 0;
     }
-  }
-#pragma unroll
-  for (int it = 0; it < kLoads; ++it) {
-    const int i = tid + it * Traits::kThreads;
-    if (i < kRows * kVR) *reinterpret_cast<uint4*>(&smem.x[i / kVR][(i % kVR) * kV]) = raw[it];
-  }
-  if (p.seq_idx) {
-    for (int r = tid; r < kRows; r += Traits::kThreads) {
-      const int64_t pos = t0 - (kW - 1) + r;
-      smem.seq[r] = pos >= 0 && pos < p.seqlen
-                        ? p.seq_idx[b * p.seq_idx_batch_stride + pos * p.seq_idx_seq_stride]
-                        : -1;
-    }
-  }
-  __syncthreads();
+  };
 
-  // 2. One channel per thread over a run of positions, the window sliding in registers.
-  {
-    const int cl = tid % kC;
-    const int r0 = (tid / kC) * Traits::kPerThread;
-    const int64_t c = c0 + cl;
-    float w[kW], bias = 0.f;
-    if (c < p.dim) {
-      detail::load_conv_weights<typename Traits::Weight, kW>(p.weight, c, p.weight_dim_stride,
-                                                             p.weight_width_stride, p.bias, w, bias);
-    } else {
+  // Taps and bias of the thread's channels (0 for channels past dim).
+  float w[kC][kW], bias[kC];
+  const TW* wp = static_cast<const TW*>(p.weight);
 #pragma unroll
-      for (int k = 0; k < kW; ++k) w[k] = 0.f;
-    }
-    float win[kW];
+  for (int c = 0; c < kC; ++c) {
 #pragma unroll
-    for (int k = 0; k < kW - 1; ++k) win[k] = to_float(smem.x[r0 + k][cl]);
-    if (p.seq_idx) {
-      int sq[kW];
-#pragma unroll
-      for (int k = 0; k < kW - 1; ++k) sq[k] = smem.seq[r0 + k];
-#pragma unroll 4
-      for (int i = 0; i < Traits::kPerThread; ++i) {
-        win[kW - 1] = to_float(smem.x[r0 + i + kW - 1][cl]);
-        sq[kW - 1] = smem.seq[r0 + i + kW - 1];
-        float acc = bias;
-#pragma unroll
-        for (int k = 0; k < kW; ++k) acc = fmaf(w[k], sq[k] == sq[kW - 1] ? win[k] : 0.f, acc);
-        smem.out[r0 + i][cl] = from_float<T>(p.silu ? silu_fast(acc) : acc);
-#pragma unroll
-        for (int k = 0; k < kW - 1; ++k) { win[k] = win[k + 1]; sq[k] = sq[k + 1]; }
-      }
-    } else {
-#pragma unroll 4
-      for (int i = 0; i < Traits::kPerThread; ++i) {
-        win[kW - 1] = to_float(smem.x[r0 + i + kW - 1][cl]);
-        float acc = bias;
-#pragma unroll
-        for (int k = 0; k < kW; ++k) acc = fmaf(w[k], win[k], acc);
-        smem.out[r0 + i][cl] = from_float<T>(p.silu ? silu_fast(acc) : acc);
-#pragma unroll
-        for (int k = 0; k < kW - 1; ++k) win[k] = win[k + 1];
-      }
-    }
+    for (int k = 0; k < kW; ++k)
+      w[c][k] = c < nc ? to_float(wp[(c0 + c) * p.weight_dim_stride + k * p.weight_width_stride]) : 0.f;
+    bias[c] = p.bias && c < nc ? to_float(static_cast<const TW*>(p.bias)[c0 + c]) : 0.f;
   }
-  __syncthreads();
 
-  // 3. Output tile with 16-byte stores along the channels.
-  T* ob = static_cast<T*>(p.out) + b * p.out_batch_stride;
-  const bool ovec = is_aligned(ob, 16) && p.out_seq_stride % kV == 0;
-#pragma unroll 4
-  for (int i = tid; i < kL * kVR; i += Traits::kThreads) {
-    const int r = i / kVR, v = i % kVR;
-    const int64_t pos = t0 + r;
-    const int64_t c = c0 + int64_t(v) * kV;
-    if (pos >= p.seqlen || c >= p.dim) continue;
-    T* dst = ob + pos * p.out_seq_stride + c;
-    const uint4 raw = *reinterpret_cast<const uint4*>(&smem.out[r][v * kV]);
-    if (ovec && c + kV <= p.dim) {
-      *reinterpret_cast<uint4*>(dst) = raw;
-    } else {
-      const T* e = reinterpret_cast<const T*>(&raw);
+  // The W-1 inputs before the run: from x, from the initial states before position 0, or 0.
+  float win[kSw][kC];
+  int wseq[kSw];
+  const T* init = static_cast<const T*>(p.initial_states);
 #pragma unroll
-      for (int j = 0; j < kV; ++j)
-        if (c + j < p.dim) dst[j] = e[j];
+  for (int k = 0; k < kS; ++k) {
+    const int64_t pos = t_begin - kS + k;
+    wseq[k] = kSeq && pos >= 0 ? sq[pos * p.seq_idx_seq_stride] : -1;
+    if (pos >= 0) {
+      const V v = load_pos(pos);
+      const T* e = reinterpret_cast<const T*>(&v);
+#pragma unroll
+      for (int c = 0; c < kC; ++c) win[k][c] = to_float(e[c]);
+    } else {
+#pragma unroll
+      for (int c = 0; c < kC; ++c)
+        win[k][c] = init && c < nc ? to_float(init[b * p.initial_states_batch_stride +
+                                                   (c0 + c) * p.initial_states_dim_stride +
+                                                   (kS + pos) * p.initial_states_seq_stride])
+                                   : 0.f;
     }
   }
 
-  // 4. Final states: the last W-1 rows, read back from the input tile.
-  if (p.final_states && tile == tiles - 1) {
-    for (int i = tid; i < kC * (kW - 1); i += Traits::kThreads) {
-      const int cl = i % kC, k = i / kC;
-      const int64_t c = c0 + cl;
-      if (c >= p.dim) continue;
-      const int64_t r = p.seqlen - (kW - 1) + k - t0 + (kW - 1);
-      static_cast<T*>(p.final_states)[b * p.final_states_batch_stride +
-                                      c * p.final_states_dim_stride +
-                                      k * p.final_states_seq_stride] = smem.x[r][cl];
+  V cur[kU], nxt[kU];
+  int scur[kU], snxt[kU];
+  fetch_chunk(t_begin, cur, scur);
+  for (int64_t t0 = t_begin; t0 < t_end; t0 += kU) {
+    if (t0 + kU < t_end) fetch_chunk(t0 + kU, nxt, snxt);
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const T* e = reinterpret_cast<const T*>(&cur[u]);
+      float xin[kC], o[kC];
+#pragma unroll
+      for (int c = 0; c < kC; ++c) {
+        xin[c] = to_float(e[c]);
+        float acc = bias[c];
+#pragma unroll
+        for (int k = 0; k < kS; ++k)
+          acc = fmaf(w[c][k], !kSeq || wseq[k] == scur[u] ? win[k][c] : 0.f, acc);
+        acc = fmaf(w[c][kS], xin[c], acc);
+        o[c] = p.silu ? silu_fast(acc) : acc;
+      }
+#pragma unroll
+      for (int k = 0; k + 1 < kS; ++k) {
+        wseq[k] = wseq[k + 1];
+#pragma unroll
+        for (int c = 0; c < kC; ++c) win[k][c] = win[k + 1][c];
+      }
+      if constexpr (kS > 0) {
+        wseq[kS - 1] = scur[u];
+#pragma unroll
+        for (int c = 0; c < kC; ++c) win[kS - 1][c] = xin[c];
+      }
+      const int64_t pos = t0 + u;
+      if (pos < t_end) {
+        V v;
+        T* oe = reinterpret_cast<T*>(&v);
+#pragma unroll
+        for (int c = 0; c < kC; ++c) oe[c] = from_float<T>(o[c]);
+        if (ovec) {
+          *reinterpret_cast<V*>(op + pos * os) = v;
+        } else {
+#pragma unroll
+          for (int c = 0; c < kC; ++c)
+            if (c < nc) op[pos * os + c] = oe[c];
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      cur[u] = nxt[u];
+      scur[u] = snxt[u];
+    }
+  }
+
+  // Final states (the last W-1 inputs of the row), written by the row's last run.
+  if (kS > 0 && p.final_states && t_end == p.seqlen) {
+    T* fs = static_cast<T*>(p.final_states) + b * p.final_states_batch_stride;
+#pragma unroll
+    for (int k = 0; k < kS; ++k) {
+      const int64_t pos = p.seqlen - kS + k;
+#pragma unroll
+      for (int c = 0; c < kC; ++c) {
+        if (c >= nc) continue;
+        const T v = pos >= 0 ? xp[pos * xs + c]
+                             : (init ? init[b * p.initial_states_batch_stride +
+                                            (c0 + c) * p.initial_states_dim_stride +
+                                            (kS + pos) * p.initial_states_seq_stride]
+                                     : from_float<T>(0.f));
+        fs[(c0 + c) * p.final_states_dim_stride + k * p.final_states_seq_stride] = v;
+      }
     }
   }
 }
 
-//! Threads per block of the conv1d update kernel.
+}  // namespace detail
+
+//! The channel-last causal conv1d forward kernel (see CausalConv1dTraits): one thread per
+//! (batch entry, run of @p run_len positions, group of Traits::kChannels channels), channel
+//! groups fastest. Launch with Traits::grid_size(p, sm_count, run_len) blocks of
+//! Traits::kThreads threads and no dynamic shared memory.
+//! @param p       the call's arguments
+//! @param run_len positions per thread, a multiple of Traits::kChunk (Traits::run_length())
+template <class Traits>
+__global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
+    causal_conv1d_fwd_channel_last_kernel(const CausalConv1dParams p, int64_t run_len) {
+  if (p.seq_idx)
+    detail::channel_last_run<Traits, true>(p, run_len);
+  else
+    detail::channel_last_run<Traits, false>(p, run_len);
+}
+
+//! Threads per block of the conv1d update kernels.
 constexpr int kConvUpdateThreads = 128;
+
+namespace detail {
+
+// Programmatic dependent launch (sm_90 and newer): wait until the grids this one depends on
+// have completed and their writes are visible; then let a dependent grid launched with the
+// programmatic stream serialization attribute start its blocks. Both are no-ops for a grid
+// launched without that attribute.
+SSMKIT_DEVICE void conv_update_grid_dependency() {
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+}  // namespace detail
 
 //! The causal conv1d decode-update kernel: one thread per (batch entry, channel), the state
 //! row read once and written once, no shared memory. Launch with
-//! ceil(batch * dim / kConvUpdateThreads) blocks of kConvUpdateThreads threads.
+//! ceil(batch * dim / kConvUpdateThreads) blocks of kConvUpdateThreads threads. Safe to launch
+//! with programmatic dependent launch: it touches no memory before the preceding grid is done.
 //! @tparam T      element type of x, out and conv_state
 //! @tparam TW     element type of weight and bias
 //! @tparam kWidth filter taps, 1..8
@@ -340,6 +493,7 @@ template <typename T, typename TW, int kWidth>
 __global__ void __launch_bounds__(kConvUpdateThreads)
     causal_conv1d_update_kernel(const CausalConv1dUpdateParams p) {
   constexpr int kW = kWidth;
+  detail::conv_update_grid_dependency();
   const int64_t idx = int64_t(blockIdx.x) * kConvUpdateThreads + threadIdx.x;
   if (idx >= p.batch * p.dim) return;
   const int64_t d = idx % p.dim;
@@ -420,65 +574,117 @@ template <typename T, typename TW>
 inline bool causal_conv1d_update_vec_ok(const CausalConv1dUpdateParams& p) {
   constexpr int kV = kVecElems<T>;
   const int64_t S = p.width - 1;
+  const int64_t channel_blocks = (p.dim / kV + kConvUpdateThreads - 1) / kConvUpdateThreads;
   return p.width >= 2 && p.seqlen == 1 && p.cache_seqlens == nullptr && p.state_len == S &&
-         p.dim % kV == 0 && p.state_seq_stride == 1 && p.state_dim_stride == S &&
-         p.state_batch_stride % kV == 0 && is_aligned(p.conv_state, 16) &&
-         (p.dim == 1 || p.x_dim_stride == 1) && p.x_batch_stride % kV == 0 && is_aligned(p.x, 16) &&
+         p.batch <= 0x7fffffff && p.dim % kV == 0 && channel_blocks <= 65535 &&
+         p.state_seq_stride == 1 &&
+         p.state_dim_stride == S && p.state_batch_stride % kV == 0 &&
+         is_aligned(p.conv_state, 16) && (p.dim == 1 || p.x_dim_stride == 1) &&
+         p.x_batch_stride % kV == 0 && is_aligned(p.x, 16) &&
          (p.dim == 1 || p.out_dim_stride == 1) && p.out_batch_stride % kV == 0 &&
          is_aligned(p.out, 16) && p.weight_width_stride == 1 && p.weight_dim_stride == p.width &&
          is_aligned(p.weight, 16) && (p.bias == nullptr || is_aligned(p.bias, 16));
 }
 
-//! The decode update for the layout of causal_conv1d_update_vec_ok(): one thread per batch
-//! entry and 16 bytes of channels (kVec of them); the state run of those channels, the token,
-//! the taps and the output move as 16-byte vectors, each read and written once. Launch with
-//! ceil(batch * dim / kVec / kConvUpdateThreads) blocks of kConvUpdateThreads threads.
+//! The decode update for the layout of causal_conv1d_update_vec_ok(): each thread owns 16
+//! bytes of channels (kVec of them) of kRows consecutive batch entries. Its taps, tokens and
+//! state runs move as 16-byte vectors, all issued before the first is used (the state loads
+//! after the pool indices they depend on); tokens and states are read and written with
+//! streaming cache hints, as they are touched once per step. Launch with a grid of
+//! (ceil(batch / kRows), ceil(dim / kVec / kConvUpdateThreads)) blocks of kConvUpdateThreads
+//! threads. Safe to launch with programmatic dependent launch.
 //! @tparam T      element type of x, out and conv_state
 //! @tparam TW     element type of weight and bias
 //! @tparam kWidth filter taps, 2..8
-template <typename T, typename TW, int kWidth>
+//! @tparam kRows  batch entries per thread
+template <typename T, typename TW, int kWidth, int kRows = 1>
 __global__ void __launch_bounds__(kConvUpdateThreads)
     causal_conv1d_update_vec_kernel(const CausalConv1dUpdateParams p) {
   constexpr int kV = kVecElems<T>;
   constexpr int kW = kWidth;
   constexpr int kS = kWidth - 1;
+  constexpr int kWv = kV * kW * static_cast<int>(sizeof(TW)) / 16;  // 16-byte vectors of taps
+  constexpr int kBv = kV * static_cast<int>(sizeof(TW)) / 16;       // and of bias
   static_assert(kWidth >= 2, "the vector update keeps at least one input");
-  const int64_t groups = p.dim / kV;
-  const int64_t idx = int64_t(blockIdx.x) * kConvUpdateThreads + threadIdx.x;
-  if (idx >= p.batch * groups) return;
-  const int64_t d0 = (idx % groups) * kV;
-  const int64_t b = idx / groups;
-  T* orow = static_cast<T*>(p.out) + b * p.out_batch_stride + d0;
-  const int64_t srow = p.conv_state_indices ? int64_t(p.conv_state_indices[b]) : b;
-  if (srow < 0) {  // padding entry
-    *reinterpret_cast<uint4*>(orow) = make_uint4(0, 0, 0, 0);
-    return;
+  detail::conv_update_grid_dependency();
+  const int64_t d0 = (int64_t(blockIdx.y) * kConvUpdateThreads + threadIdx.x) * kV;
+  if (d0 >= p.dim) return;
+  const int64_t b0 = int64_t(blockIdx.x) * kRows;
+
+  // Loads that depend on nothing: taps, bias, tokens, pool indices.
+  uint4 wraw[kWv], braw[kBv];
+  const uint4* wsrc = reinterpret_cast<const uint4*>(static_cast<const TW*>(p.weight) + d0 * kW);
+#pragma unroll
+  for (int v = 0; v < kWv; ++v) wraw[v] = __ldg(wsrc + v);
+  const uint4* bsrc =
+      p.bias ? reinterpret_cast<const uint4*>(static_cast<const TW*>(p.bias) + d0) : nullptr;
+#pragma unroll
+  for (int v = 0; v < kBv; ++v) braw[v] = bsrc ? __ldg(bsrc + v) : make_uint4(0, 0, 0, 0);
+  uint4 xraw[kRows];
+  int64_t srow[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const int64_t b = b0 + r;
+    srow[r] = -1;
+    xraw[r] = make_uint4(0, 0, 0, 0);
+    if (b < p.batch) {
+      xraw[r] = __ldcs(reinterpret_cast<const uint4*>(static_cast<const T*>(p.x) + b * p.x_batch_stride + d0));
+      srow[r] = p.conv_state_indices ? int64_t(__ldg(p.conv_state_indices + b)) : b;
+    }
   }
-  T* st = static_cast<T*>(p.conv_state) + srow * p.state_batch_stride + d0 * kS;
-  float x[kV], s[kV * kS], w[kV * kW], bias[kV];
-  load_to_float<T, kV>(static_cast<const T*>(p.x) + b * p.x_batch_stride + d0, x, true, kV);
-  load_to_float<T, kV * kS>(st, s, true, kV * kS);
-  load_to_float<TW, kV * kW>(static_cast<const TW*>(p.weight) + d0 * kW, w, true, kV * kW);
-  if (p.bias) {
-    load_to_float<TW, kV>(static_cast<const TW*>(p.bias) + d0, bias, true, kV);
-  } else {
+  // The state runs of the thread's channels: kS vectors per entry (padding entries: none).
+  uint4 sraw[kRows][kS];
 #pragma unroll
-    for (int c = 0; c < kV; ++c) bias[c] = 0.f;
+  for (int r = 0; r < kRows; ++r) {
+    if (srow[r] >= 0) {
+      const uint4* src = reinterpret_cast<const uint4*>(static_cast<const T*>(p.conv_state) +
+                                                        srow[r] * p.state_batch_stride + d0 * kS);
+#pragma unroll
+      for (int k = 0; k < kS; ++k) sraw[r][k] = __ldcs(src + k);
+    } else {
+#pragma unroll
+      for (int k = 0; k < kS; ++k) sraw[r][k] = make_uint4(0, 0, 0, 0);
+    }
   }
-  float out[kV];
+
+  float w[kV * kW], bias[kV];
+  const TW* we = reinterpret_cast<const TW*>(wraw);
+  const TW* be = reinterpret_cast<const TW*>(braw);
 #pragma unroll
-  for (int c = 0; c < kV; ++c) {
-    float acc = bias[c];
+  for (int i = 0; i < kV * kW; ++i) w[i] = to_float(we[i]);
 #pragma unroll
-    for (int k = 0; k < kS; ++k) acc = fmaf(w[c * kW + k], s[c * kS + k], acc);
-    acc = fmaf(w[c * kW + kS], x[c], acc);
-    out[c] = p.silu ? silu_fast(acc) : acc;
+  for (int c = 0; c < kV; ++c) bias[c] = to_float(be[c]);
+
 #pragma unroll
-    for (int k = 0; k < kS - 1; ++k) s[c * kS + k] = s[c * kS + k + 1];
-    s[c * kS + kS - 1] = x[c];
+  for (int r = 0; r < kRows; ++r) {
+    const int64_t b = b0 + r;
+    if (b >= p.batch) break;
+    uint4* orow = reinterpret_cast<uint4*>(static_cast<T*>(p.out) + b * p.out_batch_stride + d0);
+    if (srow[r] < 0) {  // padding entry: output 0, state untouched
+      __stcs(orow, make_uint4(0, 0, 0, 0));
+      continue;
+    }
+    const T* x = reinterpret_cast<const T*>(&xraw[r]);
+    T* s = reinterpret_cast<T*>(sraw[r]);  // channel c's inputs at s[c*kS .. c*kS + kS-1]
+    uint4 oraw;
+    T* o = reinterpret_cast<T*>(&oraw);
+#pragma unroll
+    for (int c = 0; c < kV; ++c) {
+      float acc = bias[c];
+#pragma unroll
+      for (int k = 0; k < kS; ++k) acc = fmaf(w[c * kW + k], to_float(s[c * kS + k]), acc);
+      acc = fmaf(w[c * kW + kS], to_float(x[c]), acc);
+      o[c] = from_float<T>(p.silu ? silu_fast(acc) : acc);
+#pragma unroll
+      for (int k = 0; k + 1 < kS; ++k) s[c * kS + k] = s[c * kS + k + 1];
+      s[c * kS + kS - 1] = x[c];
+    }
+    __stcs(orow, oraw);
+    uint4* dst = reinterpret_cast<uint4*>(static_cast<T*>(p.conv_state) +
+                                          srow[r] * p.state_batch_stride + d0 * kS);
+#pragma unroll
+    for (int k = 0; k < kS; ++k) __stcs(dst + k, sraw[r][k]);
   }
-  store_from_float<T, kV>(orow, out, true, kV);
-  store_from_float<T, kV * kS>(st, s, true, kV * kS);
 }
 
 SSMKIT_NAMESPACE_END
