@@ -18,6 +18,18 @@
 
 namespace ssmkit_bench {
 
+// Mamba-2 layers pass A, dt, dt_bias and D with one value per head (stride 0 over headdim and
+// dstate): the strides of contiguous (batch, H) dt, (H,) A, D and dt_bias.
+inline void set_per_head_strides(ssmkit::SelectiveStateUpdateParams& p, int64_t H) {
+  p.dt_dim_stride = 0;
+  p.dt_head_stride = 1;
+  p.dt_token_stride = p.dt_batch_stride = H;
+  p.A_head_stride = 1;
+  p.A_dim_stride = p.A_dstate_stride = 0;
+  p.D_head_stride = p.dt_bias_head_stride = 1;
+  p.D_dim_stride = p.dt_bias_dim_stride = 0;
+}
+
 inline void bench_selective_state_update(Context& ctx) {
   using ssmkit::DType;
   struct DecodeCase {
@@ -46,15 +58,7 @@ inline void bench_selective_state_update(Context& ctx) {
     if (!ctx.selected(std::string("selective_state_update ") + c.name + " " + dtype_name(t) + " " + shape)) continue;
     auto p = ssmkit::make_selective_state_update_params(t, DType::kFloat32, c.B, c.H, c.P, c.N, c.G);
     const int64_t per_head = c.mamba2 ? 1 : c.P;  // Mamba-2: one dt, dt_bias, D and A per head
-    if (c.mamba2) {
-      p.dt_dim_stride = 0;
-      p.dt_head_stride = 1;
-      p.dt_token_stride = p.dt_batch_stride = c.H;
-      p.A_head_stride = 1;
-      p.A_dim_stride = p.A_dstate_stride = 0;
-      p.D_head_stride = p.dt_bias_head_stride = 1;
-      p.D_dim_stride = p.dt_bias_dim_stride = 0;
-    }
+    if (c.mamba2) set_per_head_strides(p, c.H);
     const size_t nstate = size_t(c.B * c.H * c.P * c.N), nx = size_t(c.B * c.H * c.P);
     const size_t ndt = size_t(c.B * c.H * per_head), nbc = size_t(c.B * c.G * c.N);
     std::vector<void*> bufs;

@@ -8,12 +8,15 @@
 //!
 //! Two levels of use:
 //! - the kernel template selective_state_update_kernel with SelectiveStateUpdateTraits;
-//! - host launchers: selective_state_update<T, TState, kNState>() with everything fixed at
-//!   compile time, and selective_state_update() that dispatches on the run-time dtype,
-//!   state_dtype and dstate.
+//! - host launchers: selective_state_update<T, TState, kNState, ...>() with the tile
+//!   configuration fixed at compile time, and selective_state_update() that dispatches on the
+//!   run-time dtype, state_dtype and dstate and picks the configuration from the size of the
+//!   call (SelectiveStateUpdateDefaults).
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
+#include <type_traits>
 
 #include "config.cuh"
 #include "dispatch.cuh"
@@ -24,41 +27,80 @@
 
 SSMKIT_NAMESPACE_BEGIN
 
-//! Launches the decode step with every configuration choice fixed at compile time. Validates
-//! @p p with can_implement() first; never throws. Capturable in a CUDA graph (no allocation,
-//! no synchronisation).
-//! @tparam T                element type of x, dt, z, B, C and out; must match p.dtype
-//! @tparam TState           element type of the state; must match p.state_dtype
-//! @tparam kNState          state capacity; p.dstate must be <= kNState
-//! @tparam kStatesPerThread states per thread (8: the tested configuration)
-//! @tparam kThreads         threads per block
-//! @tparam kMinBlocksPerSM  blocks per SM the register budget is sized for
-//! @param[in] p      the call's arguments
-//! @param[in] stream stream to launch on
-template <typename T, typename TState, int kNState, int kStatesPerThread = 8, int kThreads = 64,
-          int kMinBlocksPerSM = 16>
-Status selective_state_update(const SelectiveStateUpdateParams& p, cudaStream_t stream) {
-  using Traits = SelectiveStateUpdateTraits<T, TState, kNState, kStatesPerThread, kThreads, kMinBlocksPerSM>;
-  SSMKIT_TRY(can_implement(p));
-  if (p.dtype != TypeTraits<T>::kDType)
-    return Status::Error(StatusCode::kInvalidArgument,
-                         "dtype: the arguments are %s but this launcher is compiled for %s",
-                         to_string(p.dtype), to_string(TypeTraits<T>::kDType));
-  if (p.state_dtype != TypeTraits<TState>::kDType)
-    return Status::Error(StatusCode::kInvalidArgument,
-                         "state_dtype: the state is %s but this launcher is compiled for %s",
-                         to_string(p.state_dtype), to_string(TypeTraits<TState>::kDType));
-  if (p.dstate > kNState)
-    return Status::Error(StatusCode::kInvalidArgument,
-                         "dstate %lld exceeds this launcher's state capacity %d",
-                         static_cast<long long>(p.dstate), kNState);
+//! One tile configuration of the decode kernel (see SelectiveStateUpdateTraits).
+//! @tparam kStatesPerThread_ states per thread and row (a multiple of 8)
+//! @tparam kRowsPerThread_   rows per thread
+//! @tparam kThreads_         threads per block
+//! @tparam kMinBlocksPerSM_  blocks per SM the register budget is sized for
+template <int kStatesPerThread_, int kRowsPerThread_, int kThreads_, int kMinBlocksPerSM_ = 1>
+struct SelectiveStateUpdateConfig {
+  static constexpr int kStatesPerThread = kStatesPerThread_;  //!< States per thread and row.
+  static constexpr int kRowsPerThread = kRowsPerThread_;      //!< Rows per thread.
+  static constexpr int kThreads = kThreads_;                  //!< Threads per block.
+  static constexpr int kMinBlocksPerSM = kMinBlocksPerSM_;    //!< For __launch_bounds__.
+};
+
+//! The two configurations the run-time launcher chooses between for state capacity
+//! @p kNState, and where it switches.
+//!
+//! - @c Latency: for calls with few states (decoding one or a few sequences). Such a call
+//!   lasts a few memory round trips, so the grid is cut into enough blocks to give every SM
+//!   work, and each thread keeps a short chain (one row, few states).
+//! - @c Bandwidth: for calls with many states. The state is read and written once, so the
+//!   kernel must keep enough bytes in flight per SM (Little's law: about 20 KB per SM of an
+//!   H100 for 90 % of its bandwidth); each thread owns more states and rows and issues all
+//!   its loads before it uses one.
+//!
+//! The switch is at @c kBandwidthStates states (batch * nheads * headdim * kNState). The
+//! choices were measured on an H100 (bench/NOTES.md, "Decode step").
+//! @tparam kNState state capacity (16, 32, 64, 128 or 256)
+template <int kNState>
+struct SelectiveStateUpdateDefaults {
+  //! Configuration for few states.
+  using Latency = SelectiveStateUpdateConfig<(kNState < 32 ? kNState : 32) / 2, 1, 64>;
+  //! Configuration for many states.
+  using Bandwidth = SelectiveStateUpdateConfig<(kNState < 32 ? kNState : 32), 2, 128>;
+  //! Calls with at least this many states use @c Bandwidth.
+  static constexpr int64_t kBandwidthStates = int64_t{1} << 22;
+};
+
+namespace detail {
+
+// True if every access of the call can be a whole 16-byte vector: dstate fills the capacity,
+// and every row of state, intermediate states, B, C (and A unless it is broadcast over
+// dstate) is contiguous and 16-byte aligned, whatever the slot, batch row, token or head.
+inline bool ssu_vectorizable(const SelectiveStateUpdateParams& p, int64_t nstate) noexcept {
+  auto rows16 = [](const void* ptr, int64_t elem, std::initializer_list<int64_t> strides) {
+    if (!is_aligned(ptr, 16)) return false;
+    for (int64_t st : strides)
+      if ((st * elem) % 16 != 0) return false;
+    return true;
+  };
+  const int64_t es = dtype_size(p.dtype), ss = dtype_size(p.state_dtype);
+  if (p.dstate != nstate) return false;
+  if (!rows16(p.state, ss, {p.state_batch_stride, p.state_head_stride, p.state_dim_stride})) return false;
+  if (p.intermediate_states &&
+      !rows16(p.intermediate_states, ss,
+              {p.inter_batch_stride, p.inter_token_stride, p.inter_head_stride, p.inter_dim_stride}))
+    return false;
+  if (p.B_dstate_stride != 1 || !rows16(p.B, es, {p.B_batch_stride, p.B_token_stride, p.B_group_stride}))
+    return false;
+  if (p.C_dstate_stride != 1 || !rows16(p.C, es, {p.C_batch_stride, p.C_token_stride, p.C_group_stride}))
+    return false;
+  if (p.A_dstate_stride != 0 && (p.A_dstate_stride != 1 || !rows16(p.A, 4, {p.A_head_stride, p.A_dim_stride})))
+    return false;
+  return true;
+}
+
+// Launches the kernel of Traits on p (already validated).
+template <class Traits>
+Status ssu_launch(const SelectiveStateUpdateParams& p, cudaStream_t stream) {
   // x: the rows of one batch row; y (and z beyond 65535): the batch rows.
   const int64_t gx = Traits::grid_x(p);
   const int64_t gz = (p.batch + 65534) / 65535;
   const int64_t gy = (p.batch + gz - 1) / gz;
   if (gx > 0x7fffffff || gz > 65535)
-    return Status::Error(StatusCode::kInvalidArgument,
-                         "batch * nheads * headdim is too large for one launch");
+    return Status::Error(StatusCode::kInvalidArgument, "batch * nheads * headdim is too large for one launch");
   const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(gz));
   selective_state_update_kernel<Traits><<<grid, Traits::kThreads, 0, stream>>>(p);
   const cudaError_t e = cudaGetLastError();
@@ -69,7 +111,76 @@ Status selective_state_update(const SelectiveStateUpdateParams& p, cudaStream_t 
   return Status::Ok();
 }
 
+// The traits of configuration Cfg.
+template <typename T, typename TState, int kNState, class Cfg, bool kScalarA, bool kVec>
+using SsuTraitsOf = SelectiveStateUpdateTraits<T, TState, kNState, Cfg::kStatesPerThread, Cfg::kRowsPerThread,
+                                               Cfg::kThreads, Cfg::kMinBlocksPerSM, kScalarA, kVec>;
+
+// Launches configuration Cfg as the all-vector kernel (A broadcast over dstate or not).
+template <typename T, typename TState, int kNState, class Cfg>
+Status ssu_launch_vec(const SelectiveStateUpdateParams& p, cudaStream_t stream) {
+  if (p.A_dstate_stride == 0) return ssu_launch<SsuTraitsOf<T, TState, kNState, Cfg, true, true>>(p, stream);
+  return ssu_launch<SsuTraitsOf<T, TState, kNState, Cfg, false, true>>(p, stream);
+}
+
+// Checks the compile-time types and capacity against p.
+template <typename T, typename TState, int kNState>
+Status ssu_check_instance(const SelectiveStateUpdateParams& p) {
+  if (p.dtype != TypeTraits<T>::kDType)
+    return Status::Error(StatusCode::kInvalidArgument,
+                         "dtype: the arguments are %s but this launcher is compiled for %s",
+                         to_string(p.dtype), to_string(TypeTraits<T>::kDType));
+  if (p.state_dtype != TypeTraits<TState>::kDType)
+    return Status::Error(StatusCode::kInvalidArgument,
+                         "state_dtype: the state is %s but this launcher is compiled for %s",
+                         to_string(p.state_dtype), to_string(TypeTraits<TState>::kDType));
+  if (p.dstate > kNState)
+    return Status::Error(StatusCode::kInvalidArgument, "dstate %lld exceeds this launcher's state capacity %d",
+                         static_cast<long long>(p.dstate), kNState);
+  return Status::Ok();
+}
+
+}  // namespace detail
+
+//! Launches the decode step with the tile configuration fixed at compile time. The kernel
+//! variant follows @p p: one exp2 per row when A is broadcast over dstate, and 16-byte
+//! accesses only where every row is contiguous and aligned (otherwise an element-wise
+//! fallback). Validates @p p with can_implement() first; never throws. Capturable in a CUDA
+//! graph (no allocation, no synchronisation).
+//! @tparam T                element type of x, dt, z, B, C and out; must match p.dtype
+//! @tparam TState           element type of the state; must match p.state_dtype
+//! @tparam kNState          state capacity; p.dstate must be <= kNState
+//! @tparam kStatesPerThread states per thread and row (a multiple of 8)
+//! @tparam kRowsPerThread   rows per thread
+//! @tparam kThreads         threads per block
+//! @tparam kMinBlocksPerSM  blocks per SM the register budget is sized for
+//! @param[in] p      the call's arguments
+//! @param[in] stream stream to launch on
+template <typename T, typename TState, int kNState, int kStatesPerThread = 8, int kRowsPerThread = 1,
+          int kThreads = 64, int kMinBlocksPerSM = 1>
+Status selective_state_update(const SelectiveStateUpdateParams& p, cudaStream_t stream) {
+  using Cfg = SelectiveStateUpdateConfig<kStatesPerThread, kRowsPerThread, kThreads, kMinBlocksPerSM>;
+  SSMKIT_TRY(can_implement(p));
+  SSMKIT_TRY((detail::ssu_check_instance<T, TState, kNState>(p)));
+  if (detail::ssu_vectorizable(p, kNState)) return detail::ssu_launch_vec<T, TState, kNState, Cfg>(p, stream);
+  return detail::ssu_launch<detail::SsuTraitsOf<T, TState, kNState, Cfg, false, false>>(p, stream);
+}
+
 namespace detail {
+
+// The run-time launcher for one (T, TState, kNState): the configuration of
+// SelectiveStateUpdateDefaults by the number of states; calls that cannot be all-vector run
+// the element-wise fallback in the latency configuration.
+template <typename T, typename TState, int kNState>
+Status ssu_launch_default(const SelectiveStateUpdateParams& p, cudaStream_t stream) {
+  using Defaults = SelectiveStateUpdateDefaults<kNState>;
+  SSMKIT_TRY((ssu_check_instance<T, TState, kNState>(p)));
+  if (!ssu_vectorizable(p, kNState))
+    return ssu_launch<SsuTraitsOf<T, TState, kNState, typename Defaults::Latency, false, false>>(p, stream);
+  if (p.batch * p.nheads * p.headdim * kNState >= Defaults::kBandwidthStates)
+    return ssu_launch_vec<T, TState, kNState, typename Defaults::Bandwidth>(p, stream);
+  return ssu_launch_vec<T, TState, kNState, typename Defaults::Latency>(p, stream);
+}
 
 //! Run-time state_dtype and dstate dispatch for one activation type (explicitly instantiated
 //! per dtype by projects that want one translation unit per dtype; see SSMKIT_EXTERN_INSTANCES).
@@ -78,7 +189,7 @@ Status selective_state_update_for_dtype(const SelectiveStateUpdateParams& p, cud
   return dispatch_dtype(p.state_dtype, "state_dtype", [&](auto tag) {
     using TS = typename decltype(tag)::type;
     return dispatch_scan_dstate(p.dstate, [&](auto n) {
-      return selective_state_update<T, TS, decltype(n)::value>(p, stream);
+      return ssu_launch_default<T, TS, decltype(n)::value>(p, stream);
     });
   });
 }
@@ -92,8 +203,9 @@ extern template Status detail::selective_state_update_for_dtype<__half>(const Se
 extern template Status detail::selective_state_update_for_dtype<__nv_bfloat16>(const SelectiveStateUpdateParams&, cudaStream_t);
 #endif
 
-//! Launches the decode step, choosing the kernel from the run-time p.dtype, p.state_dtype
-//! and p.dstate. Validates @p p with can_implement() first; never throws.
+//! Launches the decode step, choosing the kernel from the run-time p.dtype, p.state_dtype and
+//! p.dstate, and the tile configuration from the number of states
+//! (SelectiveStateUpdateDefaults). Validates @p p with can_implement() first; never throws.
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
 inline Status selective_state_update(const SelectiveStateUpdateParams& p, cudaStream_t stream) {

@@ -18,14 +18,20 @@ namespace {
 
 enum class Launch { kDispatch, kGraph };
 
+using Launcher = ssmkit::Status (*)(const ssmkit::SelectiveStateUpdateParams&, cudaStream_t);
+
+ssmkit::Status run_time_launcher(const ssmkit::SelectiveStateUpdateParams& p, cudaStream_t s) {
+  return ssmkit::selective_state_update(p, s);
+}
+
 // Runs the kernel (directly or replayed from a CUDA graph) and checks out, the state pool
 // (updated slots against the reference, all others bit for bit unchanged) and the
 // intermediate states.
-void check_case(const SsuCase& c, Launch how = Launch::kDispatch) {
+void check_case(const SsuCase& c, Launch how = Launch::kDispatch, Launcher launch = run_time_launcher) {
   INFO(c.name() << (how == Launch::kGraph ? " (graph)" : ""));
   SsuProblem pb(c);
   if (how == Launch::kDispatch) {
-    const ssmkit::Status st = ssmkit::selective_state_update(pb.dev, nullptr);
+    const ssmkit::Status st = launch(pb.dev, nullptr);
     INFO(st.message());
     REQUIRE(st.ok());
   } else {
@@ -33,7 +39,7 @@ void check_case(const SsuCase& c, Launch how = Launch::kDispatch) {
     SSMKIT_TEST_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     cudaGraph_t g;
     SSMKIT_TEST_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    const ssmkit::Status st = ssmkit::selective_state_update(pb.dev, s);
+    const ssmkit::Status st = launch(pb.dev, s);
     SSMKIT_TEST_CUDA(cudaStreamEndCapture(s, &g));
     INFO(st.message());
     REQUIRE(st.ok());
@@ -233,4 +239,72 @@ TEST_CASE("state update: compile-time launcher checks its template arguments", "
   CHECK(ssmkit::selective_state_update<__half, float, 32>(pb.dev, nullptr).code() == StatusCode::kInvalidArgument);
   REQUIRE(ssmkit::selective_state_update<__half, float, 64>(pb.dev, nullptr).ok());
   SSMKIT_TEST_CUDA(cudaDeviceSynchronize());
+}
+
+namespace {
+
+// The compile-time launcher with configuration Cfg (element-wise or all-vector kernel as the
+// case allows).
+template <typename T, typename TS, int kN, class Cfg>
+ssmkit::Status config_launcher(const ssmkit::SelectiveStateUpdateParams& p, cudaStream_t s) {
+  return ssmkit::selective_state_update<T, TS, kN, Cfg::kStatesPerThread, Cfg::kRowsPerThread, Cfg::kThreads,
+                                        Cfg::kMinBlocksPerSM>(p, s);
+}
+
+// Both forms at dstate values inside the capacity kN (odd ones, one, the capacity itself),
+// with rows of one thread in different groups, a pool, two tokens and intermediate states.
+template <int kN, class Cfg>
+void check_config(uint64_t& seed) {
+  using bf16 = __nv_bfloat16;
+  INFO("capacity " << kN << ", " << Cfg::kStatesPerThread << " states x " << Cfg::kRowsPerThread
+                   << " rows per thread, " << Cfg::kThreads << " threads");
+  for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{kN / 2 + 1}, int64_t{kN}}) {
+    SsuCase m1 = SsuCase::mamba1(3, 300, n);
+    m1.seed = ++seed;
+    check_case(m1, Launch::kDispatch, config_launcher<bf16, float, kN, Cfg>);
+    // 24 heads of 16 channels in 4 groups: a thread's rows lie in different groups.
+    SsuCase m2;
+    m2.batch = 2;
+    m2.nheads = 24;
+    m2.headdim = 16;
+    m2.ngroups = 4;
+    m2.dstate = n;
+    m2.pool = true;
+    m2.seed = ++seed;
+    check_case(m2, Launch::kDispatch, config_launcher<bf16, float, kN, Cfg>);
+    m2.ntokens = 2;
+    m2.inter = true;
+    m2.dtype = DType::kFloat16;
+    m2.state_dtype = DType::kBFloat16;
+    m2.seed = ++seed;
+    check_case(m2, Launch::kDispatch, config_launcher<__half, bf16, kN, Cfg>);
+  }
+}
+
+template <int kN>
+void check_default_configs(uint64_t& seed) {
+  check_config<kN, typename ssmkit::SelectiveStateUpdateDefaults<kN>::Latency>(seed);
+  check_config<kN, typename ssmkit::SelectiveStateUpdateDefaults<kN>::Bandwidth>(seed);
+}
+
+}  // namespace
+
+TEST_CASE("state update: both configurations of every capacity, dstate 1 to 256", "[gpu][decode]") {
+  uint64_t seed = 1200;
+  check_default_configs<16>(seed);
+  check_default_configs<32>(seed);
+  check_default_configs<64>(seed);
+  check_default_configs<128>(seed);
+  check_default_configs<256>(seed);
+}
+
+TEST_CASE("state update: 16 and 32 states per thread at small dstate", "[gpu][decode][sanitize]") {
+  // 16 states per thread were once set aside after wrong results at dstate 1. The kernel of
+  // that time read an A vector it had not initialised where A is broadcast over dstate
+  // (undefined behaviour: its PTX had lost the one-exp2 branch); A is now always defined.
+  // These configurations run every small and odd dstate.
+  uint64_t seed = 1500;
+  check_config<16, ssmkit::SelectiveStateUpdateConfig<16, 1, 64>>(seed);
+  check_config<32, ssmkit::SelectiveStateUpdateConfig<32, 2, 64>>(seed);
+  check_config<64, ssmkit::SelectiveStateUpdateConfig<16, 4, 128>>(seed);
 }

@@ -282,3 +282,30 @@ TEST_CASE("state update can_implement rejects bad strides", "[host][decode][can_
   expect_rejected([](auto& p) { p.intermediate_states = p.state; p.inter_token_stride = 0; },
                   "intermediate_states: a stride");
 }
+
+TEST_CASE("state update: the all-vector kernel is chosen only where every row is aligned",
+          "[host][decode]") {
+  using ssmkit::detail::ssu_vectorizable;
+  ValidSsu v;  // dstate 16, every pointer 16-byte aligned, contiguous rows
+  CHECK(ssu_vectorizable(v.p, 16));
+  CHECK_FALSE(ssu_vectorizable(v.p, 32));  // dstate below the capacity: partial chunks
+  auto rejects = [](const std::function<void(SelectiveStateUpdateParams&)>& mutate) {
+    ValidSsu w;
+    mutate(w.p);
+    REQUIRE(ssmkit::can_implement(w.p).ok());  // valid arguments, only not all-vector
+    return !ssu_vectorizable(w.p, 16);
+  };
+  CHECK(rejects([](auto& p) { p.state = ValidSsu::arena + 4; }));
+  CHECK(rejects([](auto& p) { p.state_batch_stride += 1; }));          // fp32 rows 4 bytes apart
+  CHECK(rejects([](auto& p) { p.B = ValidSsu::arena + 66; }));
+  CHECK(rejects([](auto& p) { p.C_token_stride += 4; }));              // bf16: 8 bytes
+  CHECK(rejects([](auto& p) { p.B_dstate_stride = 2; p.B_group_stride = 32; p.B_token_stride = 64; p.B_batch_stride = 128; }));
+  CHECK(rejects([](auto& p) { p.A = reinterpret_cast<const float*>(ValidSsu::arena + 52); }));
+  CHECK(rejects([](auto& p) { p.intermediate_states = ValidSsu::arena + 8; }));
+  // A broadcast over dstate (Mamba-2) is read as one scalar per row: its alignment is free.
+  ValidSsu m2;
+  m2.p.A = reinterpret_cast<const float*>(ValidSsu::arena + 52);
+  m2.p.A_dim_stride = m2.p.A_dstate_stride = 0;
+  m2.p.A_head_stride = 1;
+  CHECK(ssu_vectorizable(m2.p, 16));
+}

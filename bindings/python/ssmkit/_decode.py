@@ -1,11 +1,37 @@
 # ssmkit — state-space model kernels for CUDA.
 # SPDX-License-Identifier: Apache-2.0
-"""Framework-facing wrapper of the decode step (selective state update)."""
+"""Framework-facing wrapper of the decode step (selective state update).
+
+A decode step runs once per layer and generated token, so the call itself must cost little:
+ranks are checked by one comparison per argument (messages are built only on failure), torch
+tensors are exported with ``torch.utils.dlpack.to_dlpack`` (no stream handshake per tensor)
+and the tensors go to the extension in their own shapes, without reshaped views.
+"""
 
 from . import _ssmkit
 from ._scan import _capsule, _framework, _type_name
 
 __all__ = ["selective_state_update"]
+
+_NAMES = ("state", "dt", "A", "B", "C", "D", "z", "dt_bias", "state_batch_indices",
+          "dst_state_batch_indices", "intermediate_states", "out")
+
+# torch pieces looked up once, at the first call with torch tensors.
+_torch_fast = None
+
+
+def _torch_pieces():
+    global _torch_fast
+    if _torch_fast is None:
+        import torch
+        import torch.utils.dlpack
+
+        raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+        if raw is None:
+            def raw(device):
+                return torch.cuda.current_stream(device).cuda_stream
+        _torch_fast = (torch, torch.utils.dlpack.to_dlpack, raw)
+    return _torch_fast
 
 
 def _rank(x, name, ranks, what, optional=False):
@@ -19,6 +45,45 @@ def _rank(x, name, ranks, what, optional=False):
     if ndim not in ranks:
         raise ValueError(f"{name} must be {what}, got a {ndim}-D tensor of shape {tuple(x.shape)}")
     return ndim
+
+
+def _ranks_match(state, x, dt, A, B, C, D, z, dt_bias, sbi, dsbi, inter, out):
+    """True if every argument has the rank one of the two forms needs (no message built)."""
+    try:
+        sd, xd = state.ndim, x.ndim
+        return ((sd == 3 or sd == 4) and (xd == sd - 1 or xd == sd) and dt.ndim == xd
+                and A.ndim == sd - 1 and B.ndim == xd and C.ndim == xd
+                and (D is None or D.ndim == sd - 2) and (z is None or z.ndim == xd)
+                and (dt_bias is None or dt_bias.ndim == sd - 2)
+                and (sbi is None or sbi.ndim == 1) and (dsbi is None or dsbi.ndim == 1)
+                and (inter is None or inter.ndim == sd + 1) and (out is None or out.ndim == xd))
+    except AttributeError:
+        return False
+
+
+def _check_ranks(state, x, dt, A, B, C, D, z, dt_bias, sbi, dsbi, inter, out):
+    """Raises ValueError naming the first argument of the wrong rank."""
+    sd = _rank(state, "state", (3, 4), "3-D (slots, dim, dstate) or 4-D (slots, nheads, headdim, dstate)")
+    m2 = sd == 4
+    base = 3 if m2 else 2  # rank of x without a token dimension
+    xd = _rank(x, "x", (base, base + 1),
+               f"{base}-D {'(batch, nheads, headdim)' if m2 else '(batch, dim)'}"
+               f" or {base + 1}-D with a token dimension")
+    xwhat = f"{xd}-D like x"
+    _rank(dt, "dt", (xd,), xwhat)
+    _rank(z, "z", (xd,), xwhat, optional=True)
+    _rank(A, "A", (sd - 1,), f"{sd - 1}-D {'(nheads, headdim, dstate)' if m2 else '(dim, dstate)'}")
+    bcwhat = f"{xd}-D {'(batch, [T,] ngroups, dstate)' if m2 else '(batch, [T,] dstate)'}"
+    _rank(B, "B", (xd,), bcwhat)
+    _rank(C, "C", (xd,), bcwhat)
+    vwhat = f"{sd - 2}-D {'(nheads, headdim)' if m2 else '(dim,)'}"
+    _rank(D, "D", (sd - 2,), vwhat, optional=True)
+    _rank(dt_bias, "dt_bias", (sd - 2,), vwhat, optional=True)
+    _rank(sbi, "state_batch_indices", (1,), "1-D (batch,)", optional=True)
+    _rank(dsbi, "dst_state_batch_indices", (1,), "1-D (batch,)", optional=True)
+    _rank(inter, "intermediate_states", (sd + 1,),
+          f"{sd + 1}-D (batch, T, {'nheads, headdim' if m2 else 'dim'}, dstate)", optional=True)
+    _rank(out, "out", (xd,), xwhat, optional=True)
 
 
 def selective_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False,
@@ -51,35 +116,15 @@ def selective_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, 
     new state to other slots than those read (an index < 0 keeps every slot). x, dt, z, B, C in
     float32, float16 or bfloat16; the state independently in any of the three; A, D, dt_bias
     float32. The kernel runs on ``stream`` (a ``cudaStream_t`` as an int), by default torch's
-    current stream of x's device or CuPy's current stream.
+    current stream of x's device or CuPy's current stream; work queued on that current stream
+    before the call is ordered before the kernel.
 
     Invalid arguments raise ``ValueError`` naming the argument; CUDA failures raise
     ``RuntimeError``.
     """
-    sd = _rank(state, "state", (3, 4), "3-D (slots, dim, dstate) or 4-D (slots, nheads, headdim, dstate)")
-    m2 = sd == 4
-    base = 3 if m2 else 2  # rank of x without a token dimension
-    xd = _rank(x, "x", (base, base + 1),
-               f"{base}-D {'(batch, nheads, headdim)' if m2 else '(batch, dim)'}"
-               f" or {base + 1}-D with a token dimension")
-    tokens = xd == base + 1
-    xwhat = f"{xd}-D like x"
-    _rank(dt, "dt", (xd,), xwhat)
-    _rank(z, "z", (xd,), xwhat, optional=True)
-    _rank(A, "A", (sd - 1,), f"{sd - 1}-D {'(nheads, headdim, dstate)' if m2 else '(dim, dstate)'}")
-    bc = (3 if m2 else 2) + (1 if tokens else 0)
-    bcwhat = f"{bc}-D {'(batch, [T,] ngroups, dstate)' if m2 else '(batch, [T,] dstate)'}"
-    _rank(B, "B", (bc,), bcwhat)
-    _rank(C, "C", (bc,), bcwhat)
-    vd = 2 if m2 else 1
-    vwhat = f"{vd}-D {'(nheads, headdim)' if m2 else '(dim,)'}"
-    _rank(D, "D", (vd,), vwhat, optional=True)
-    _rank(dt_bias, "dt_bias", (vd,), vwhat, optional=True)
-    _rank(state_batch_indices, "state_batch_indices", (1,), "1-D (batch,)", optional=True)
-    _rank(dst_state_batch_indices, "dst_state_batch_indices", (1,), "1-D (batch,)", optional=True)
-    _rank(intermediate_states, "intermediate_states", (sd + 1,),
-          f"{sd + 1}-D (batch, T, {'nheads, headdim' if m2 else 'dim'}, dstate)", optional=True)
-    _rank(out, "out", (xd,), xwhat, optional=True)
+    sbi, dsbi, inter = state_batch_indices, dst_state_batch_indices, intermediate_states
+    if not _ranks_match(state, x, dt, A, B, C, D, z, dt_bias, sbi, dsbi, inter, out):
+        _check_ranks(state, x, dt, A, B, C, D, z, dt_bias, sbi, dsbi, inter, out)
     if not isinstance(dt_softplus, (bool, int)):
         raise ValueError(f"dt_softplus must be a bool, got {_type_name(dt_softplus)}")
     if stream is not None and (isinstance(stream, bool) or not isinstance(stream, int) or stream < 0):
@@ -88,61 +133,54 @@ def selective_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, 
     fw = _framework(x)
     if fw is None:
         raise ValueError(f"x must be a CUDA tensor (torch or cupy); got {_type_name(x)}")
-    named = (("state", state), ("dt", dt), ("A", A), ("B", B), ("C", C), ("D", D), ("z", z),
-             ("dt_bias", dt_bias), ("state_batch_indices", state_batch_indices),
-             ("dst_state_batch_indices", dst_state_batch_indices),
-             ("intermediate_states", intermediate_states), ("out", out))
-    for name, t in named:
-        if t is not None and _framework(t) != fw:
+    tx = type(x)
+    for name, t in zip(_NAMES, (state, dt, A, B, C, D, z, dt_bias, sbi, dsbi, inter, out)):
+        if t is not None and type(t) is not tx and _framework(t) != fw:
             raise ValueError(f"{name} must be a {fw} tensor like x, got {_type_name(t)}")
 
     if fw == "torch":
-        import torch
-
-        if x.device.type != "cuda":
+        torch, to_dlpack, raw_stream = _torch_pieces()
+        if not x.is_cuda:
             raise ValueError(f"x must be a CUDA tensor, got a tensor on {x.device}")
+        device = x.get_device()
+        current = raw_stream(device)
         if stream is None:
-            stream = torch.cuda.current_stream(x.device).cuda_stream
+            stream = current
+        elif stream != current:
+            # Work queued on the current stream (the inputs) comes before the kernel.
+            torch.cuda.ExternalStream(stream, device=x.device).wait_stream(torch.cuda.current_stream(device))
         if out is None:
-            out = torch.empty(tuple(x.shape), dtype=x.dtype, device=x.device)
-        idx = []
-        for t in (state_batch_indices, dst_state_batch_indices):
-            idx.append(t if t is None or t.dtype == torch.int32 else t.to(torch.int32))
-    else:
-        import cupy
+            out = torch.empty_like(x)
+        if sbi is not None and sbi.dtype != torch.int32:
+            sbi = sbi.to(torch.int32)
+        if dsbi is not None and dsbi.dtype != torch.int32:
+            dsbi = dsbi.to(torch.int32)
 
-        if stream is None:
-            stream = cupy.cuda.get_current_stream().ptr
-        if out is None:
-            with x.device:
-                out = cupy.empty(x.shape, dtype=x.dtype)
-        idx = [t if t is None or t.dtype == cupy.int32 else t.astype(cupy.int32)
-               for t in (state_batch_indices, dst_state_batch_indices)]
+        def cap(t):
+            if t is None:
+                return None
+            return to_dlpack(t.detach() if t.requires_grad else t)
 
-    # Canonical views: state (S, H, P, N); x, dt, z, out (batch, T, H, P); A (H, P, N);
-    # B, C (batch, T, G, N); D, dt_bias (H, P); intermediate (batch, T, H, P, N).
-    def tok(t):
-        return t if t is None or tokens else t[:, None]
+        _ssmkit.selective_state_update_mamba(
+            cap(state), cap(x), cap(dt), cap(A), cap(B), cap(C), cap(D), cap(z), cap(dt_bias),
+            bool(dt_softplus), cap(sbi), cap(dsbi), cap(out), cap(inter), stream)
+        return out
 
-    if m2:
-        st, Ac, Dc, bc_ = state, A, D, dt_bias
-        xs = [tok(t) for t in (x, dt, z, out)]
-        Bc, Cc = tok(B), tok(C)
-        inter = intermediate_states
-    else:  # Mamba-1: H = dim, P = 1, G = 1
-        st = state[:, :, None, :]
-        xs = [None if t is None else tok(t)[..., None] for t in (x, dt, z, out)]
-        Bc, Cc = tok(B)[:, :, None, :], tok(C)[:, :, None, :]
-        Ac = A[:, None, :]
-        Dc = None if D is None else D[:, None]
-        bc_ = None if dt_bias is None else dt_bias[:, None]
-        inter = None if intermediate_states is None else intermediate_states[:, :, :, None, :]
-    xc, dtc, zc, outc = xs
+    import cupy
 
-    _ssmkit.selective_state_update(
-        _capsule(st, fw, stream), _capsule(xc, fw, stream), _capsule(dtc, fw, stream),
-        _capsule(Ac, fw, stream), _capsule(Bc, fw, stream), _capsule(Cc, fw, stream),
-        _capsule(Dc, fw, stream), _capsule(zc, fw, stream), _capsule(bc_, fw, stream),
-        bool(dt_softplus), _capsule(idx[0], fw, stream), _capsule(idx[1], fw, stream),
-        _capsule(outc, fw, stream), _capsule(inter, fw, stream), stream)
+    if stream is None:
+        stream = cupy.cuda.get_current_stream().ptr
+    if out is None:
+        with x.device:
+            out = cupy.empty(x.shape, dtype=x.dtype)
+    if sbi is not None and sbi.dtype != cupy.int32:
+        sbi = sbi.astype(cupy.int32)
+    if dsbi is not None and dsbi.dtype != cupy.int32:
+        dsbi = dsbi.astype(cupy.int32)
+    _ssmkit.selective_state_update_mamba(
+        _capsule(state, fw, stream), _capsule(x, fw, stream), _capsule(dt, fw, stream),
+        _capsule(A, fw, stream), _capsule(B, fw, stream), _capsule(C, fw, stream),
+        _capsule(D, fw, stream), _capsule(z, fw, stream), _capsule(dt_bias, fw, stream),
+        bool(dt_softplus), _capsule(sbi, fw, stream), _capsule(dsbi, fw, stream),
+        _capsule(out, fw, stream), _capsule(inter, fw, stream), stream)
     return out

@@ -18,42 +18,57 @@ SSMKIT_NAMESPACE_BEGIN
 //! Compile-time configuration of the selective-state-update kernel.
 //!
 //! One (batch row, head, channel) is a "row" of @c kNState states. A row is spread over
-//! @c kLanes adjacent lanes of a warp, @c kStatesPerThread contiguous states each, loaded and
-//! stored with 16-byte accesses; the lanes sum their parts of C*state with shuffles. The
-//! state stays in registers across the tokens of a call. No shared memory: the op is bound by
-//! reading and writing the state once, and many small blocks fill the GPU even at batch 1.
+//! @c kLanes adjacent lanes of a warp; each lane holds @c kStatesPerThread states as chunks of
+//! 8 consecutive states, interleaved over the lanes (lane l holds chunks l, l + kLanes, ...),
+//! so that one load instruction of a warp reads whole 32-byte sectors. A thread owns
+//! @c kRowsPerThread rows, @c kRowGroups rows apart, and issues the loads of all of them before
+//! it uses any: more bytes in flight per thread without more threads. The lanes of a row sum
+//! their parts of C*state with shuffles. The state stays in registers across the tokens of a
+//! call. No shared memory: the op is bound by reading and writing the state once.
 //! @tparam T                 element type of x, dt, z, B, C and out
 //! @tparam TState            element type of the state
 //! @tparam kNState_          largest state size handled (the run-time dstate may be smaller)
-//! @tparam kStatesPerThread_ states held by one thread (a multiple of 8: whole 16-byte vectors
-//!                           of every element type)
+//! @tparam kStatesPerThread_ states held by one thread per row (a multiple of 8; clamped to
+//!                           kNState_)
+//! @tparam kRowsPerThread_   rows owned by one thread
 //! @tparam kThreads_         threads per block
-//! @tparam kMinBlocksPerSM_  blocks per SM the register budget is sized for
-//!                           (__launch_bounds__): the op needs many bytes in flight, so
-//!                           occupancy matters more than registers
+//! @tparam kMinBlocksPerSM_  blocks per SM the register budget is sized for (__launch_bounds__)
+//! @tparam kScalarA_         A is broadcast over dstate (A_dstate_stride == 0, Mamba-2): one
+//!                           exp2 per row and token, and no A vector in registers
+//! @tparam kVec_             every chunk is whole and every row of state, intermediate
+//!                           states, B, C (and A unless kScalarA_) is contiguous and 16-byte
+//!                           aligned (see ssu_vectorizable()): only 16-byte accesses, no
+//!                           element-wise fallback in the code
 //!
-//! The grid is (row blocks of one batch row, batch): block coordinates give the batch row
+//! The grid is (row blocks of one batch row, batch): a block's rows all belong to one batch
+//! row, so the state slot is read once per block, and block coordinates give the batch row
 //! without 64-bit division.
-template <typename T, typename TState, int kNState_, int kStatesPerThread_ = 8, int kThreads_ = 64,
-          int kMinBlocksPerSM_ = 16>
+template <typename T, typename TState, int kNState_, int kStatesPerThread_ = 8, int kRowsPerThread_ = 1,
+          int kThreads_ = 64, int kMinBlocksPerSM_ = 1, bool kScalarA_ = false, bool kVec_ = false>
 struct SelectiveStateUpdateTraits {
   using Element = T;                                          //!< Activation type.
   using State = TState;                                       //!< State type.
   static constexpr int kNState = kNState_;                    //!< State capacity.
-  static constexpr int kStatesPerThread = kStatesPerThread_ < kNState_ ? kStatesPerThread_ : kNState_;  //!< States per thread.
-  static constexpr int kLanes = kNState / kStatesPerThread;  //!< Lanes per row.
+  static constexpr int kStatesPerThread = kStatesPerThread_ < kNState_ ? kStatesPerThread_ : kNState_;  //!< States per thread and row.
+  static constexpr int kChunk = 8;                            //!< Consecutive states per chunk.
+  static constexpr int kChunks = kStatesPerThread / kChunk;   //!< Chunks per thread and row.
+  static constexpr int kLanes = kNState / kStatesPerThread;   //!< Lanes per row.
+  static constexpr int kRowsPerThread = kRowsPerThread_;      //!< Rows per thread.
   static constexpr int kThreads = kThreads_;                  //!< Threads per block.
-  static constexpr int kRowsPerBlock = kThreads / kLanes;     //!< Rows per block.
+  static constexpr int kRowGroups = kThreads / kLanes;        //!< Rows a block covers at once.
+  static constexpr int kRowsPerBlock = kRowGroups * kRowsPerThread;  //!< Rows per block.
   static constexpr int kMinBlocksPerSM = kMinBlocksPerSM_;    //!< For __launch_bounds__.
+  static constexpr bool kScalarA = kScalarA_;                 //!< One decay per row.
+  static constexpr bool kVec = kVec_;                         //!< 16-byte accesses only.
 
+  static_assert(kNState % kChunk == 0, "kNState must be a multiple of 8");
+  static_assert(kStatesPerThread % kChunk == 0, "states per thread must be a multiple of 8");
   static_assert(kNState % kStatesPerThread == 0, "kStatesPerThread must divide kNState");
-  static_assert(kStatesPerThread % 8 == 0, "states per thread must be a multiple of 8");
-  // 16 states per thread gave wrong results for dstate = 1 on an H100 in testing: until that
-  // configuration is understood and tested, only 8 states per thread are allowed.
-  static_assert(kStatesPerThread == 8, "only 8 states per thread are tested");
   static_assert(kLanes >= 1 && kLanes <= 32 && (kLanes & (kLanes - 1)) == 0,
                 "a row's lanes must be a power of two within one warp");
-  static_assert(kThreads % 32 == 0, "bad block size");
+  static_assert(kRowsPerThread >= 1, "at least one row per thread");
+  static_assert(kThreads % 32 == 0 && kThreads <= 1024, "bad block size");
+  static_assert(kMinBlocksPerSM >= 1, "kMinBlocksPerSM must be >= 1");
 
   //! Number of blocks along x (the rows of one batch row) for @p p; y is the batch.
   static int64_t grid_x(const SelectiveStateUpdateParams& p) {
@@ -63,54 +78,95 @@ struct SelectiveStateUpdateTraits {
 
 namespace detail {
 
-// Plain (coherent) loads and stores of kN contiguous elements as floats; the state is written
-// by the same kernel, so it is not read through the read-only path.
-template <typename T, int kN>
-SSMKIT_DEVICE void ssu_load(const T* src, float (&dst)[kN], bool vec, int valid) {
+// Load paths: the state is read once per call and written by the same thread (evict-first
+// streaming loads and stores, ld/st.global.cs); every other input is read-only (__ldg).
+enum class SsuPath { kReadOnly, kStreaming };
+
+template <SsuPath kPath>
+SSMKIT_DEVICE uint4 ssu_ld16(const void* p) {
+  if constexpr (kPath == SsuPath::kStreaming) return __ldcs(static_cast<const uint4*>(p));
+  else return __ldg(static_cast<const uint4*>(p));
+}
+
+template <SsuPath kPath, typename T>
+SSMKIT_DEVICE float ssu_ld1(const T* p) {
+  if constexpr (sizeof(T) == 4) {
+    return kPath == SsuPath::kStreaming ? __ldcs(reinterpret_cast<const float*>(p))
+                                        : __ldg(reinterpret_cast<const float*>(p));
+  } else {
+    const unsigned short bits = kPath == SsuPath::kStreaming ? __ldcs(reinterpret_cast<const unsigned short*>(p))
+                                                             : __ldg(reinterpret_cast<const unsigned short*>(p));
+    return to_float(*reinterpret_cast<const T*>(&bits));
+  }
+}
+
+// One chunk of 8 states from src (element stride `stride`) into dst[0..8): as 16-byte vectors
+// when `vec` (contiguous, 16-byte aligned, all 8 valid), else element by element, the first
+// `valid` read and the rest set to 0.
+template <SsuPath kPath, typename T>
+SSMKIT_DEVICE void ssu_load8(const T* src, int64_t stride, bool vec, int valid, float* dst) {
   constexpr int kV = kVecElems<T>;
   if (vec) {
 #pragma unroll
-    for (int v = 0; v < kN / kV; ++v) {
-      const uint4 raw = reinterpret_cast<const uint4*>(src)[v];
+    for (int v = 0; v < 8 / kV; ++v) {
+      const uint4 raw = ssu_ld16<kPath>(src + v * kV);
       const T* e = reinterpret_cast<const T*>(&raw);
 #pragma unroll
       for (int i = 0; i < kV; ++i) dst[v * kV + i] = to_float(e[i]);
     }
   } else {
 #pragma unroll
-    for (int i = 0; i < kN; ++i) dst[i] = i < valid ? to_float(src[i]) : 0.f;
+    for (int i = 0; i < 8; ++i) dst[i] = i < valid ? ssu_ld1<kPath>(src + i * stride) : 0.f;
   }
 }
 
-template <typename T, int kN>
-SSMKIT_DEVICE void ssu_store(T* dst, const float (&src)[kN], bool vec, int valid) {
+// One chunk of 8 states to dst (contiguous) with streaming stores; as 16-byte vectors when
+// `vec`, else the first `valid` elements one by one.
+template <typename T>
+SSMKIT_DEVICE void ssu_store8(T* dst, bool vec, int valid, const float* src) {
   constexpr int kV = kVecElems<T>;
   if (vec) {
 #pragma unroll
-    for (int v = 0; v < kN / kV; ++v) {
+    for (int v = 0; v < 8 / kV; ++v) {
       uint4 raw;
       T* e = reinterpret_cast<T*>(&raw);
 #pragma unroll
       for (int i = 0; i < kV; ++i) e[i] = from_float<T>(src[v * kV + i]);
-      reinterpret_cast<uint4*>(dst)[v] = raw;
+      __stcs(reinterpret_cast<uint4*>(dst + v * kV), raw);
     }
   } else {
 #pragma unroll
-    for (int i = 0; i < kN; ++i)
-      if (i < valid) dst[i] = from_float<T>(src[i]);
+    for (int i = 0; i < 8; ++i) {
+      if (i < valid) {
+        if constexpr (sizeof(T) == 4) {
+          __stcs(reinterpret_cast<float*>(dst + i), src[i]);
+        } else {
+          const T e = from_float<T>(src[i]);
+          __stcs(reinterpret_cast<unsigned short*>(dst + i), *reinterpret_cast<const unsigned short*>(&e));
+        }
+      }
+    }
   }
 }
 
-// kN elements at src with stride `stride` (vector loads when contiguous and aligned).
-template <typename T, int kN>
-SSMKIT_DEVICE void ssu_load_strided(const T* src, int64_t stride, float (&dst)[kN], int valid) {
-  if (stride == 1 && valid == kN && is_aligned(src, 16)) {
-    load_to_float<T, kN>(src, dst, true, kN);
+// n / d and n % d for a block-uniform divisor d >= 1 (a shift when d is a power of two).
+SSMKIT_DEVICE void ssu_divmod(unsigned n, unsigned d, unsigned& q, unsigned& r) {
+  if ((d & (d - 1)) == 0) {
+    const int s = __ffs(static_cast<int>(d)) - 1;
+    q = n >> s;
+    r = n & (d - 1);
   } else {
-#pragma unroll
-    for (int i = 0; i < kN; ++i) dst[i] = i < valid ? to_float(__ldg(src + i * stride)) : 0.f;
+    q = n / d;
+    r = n - q * d;
   }
 }
+
+// The per-token inputs of one thread: x, dt and z of each row, B and C of one group.
+template <int kRows, int kS>
+struct SsuTokenInputs {
+  float x[kRows], dt[kRows], z[kRows];
+  float B[kS], C[kS];
+};
 
 }  // namespace detail
 
@@ -121,110 +177,193 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     selective_state_update_kernel(const SelectiveStateUpdateParams p) {
   using T = typename Traits::Element;
   using TS = typename Traits::State;
+  using detail::SsuPath;
   constexpr int kS = Traits::kStatesPerThread;
+  constexpr int kChunks = Traits::kChunks;
   constexpr int kLanes = Traits::kLanes;
+  constexpr int kRows = Traits::kRowsPerThread;
+  constexpr int kRowGroups = Traits::kRowGroups;
+  constexpr bool kVec = Traits::kVec;
 
-  // Row (head, channel) of batch row b; the sizes are below 2^31 (can_implement).
-  const unsigned hp = blockIdx.x * unsigned(Traits::kRowsPerBlock) + threadIdx.x / unsigned(kLanes);
+  const int64_t b = blockIdx.y + int64_t(blockIdx.z) * gridDim.y;
+  if (b >= p.batch) return;  // whole block
+  // The slots: the state address waits for src; nothing else waits for a load.
+  const int64_t src = p.state_batch_indices ? int64_t(__ldg(p.state_batch_indices + b)) : b;
+  const int64_t dst = p.dst_state_batch_indices ? int64_t(__ldg(p.dst_state_batch_indices + b)) : src;
+
+  // Rows (head, channel) of this thread; the sizes are below 2^31 (can_implement). A row past
+  // the end (last block) reads the last row and writes nothing.
   const int lane = static_cast<int>(threadIdx.x % kLanes);
   const unsigned headdim = static_cast<unsigned>(p.headdim);
-  if (hp >= static_cast<unsigned>(p.nheads) * headdim) return;  // all lanes of a row leave together
-  const int64_t b = blockIdx.y + int64_t(blockIdx.z) * gridDim.y;
-  if (b >= p.batch) return;
-  const int64_t h = hp / headdim;
-  const int64_t c = hp - unsigned(h) * headdim;
-  const int64_t g = unsigned(h) / static_cast<unsigned>(p.nheads / p.ngroups);
-
-  T* __restrict__ out = static_cast<T*>(p.out) + b * p.out_batch_stride + h * p.out_head_stride + c * p.out_dim_stride;
-  int64_t src = b;
-  if (p.state_batch_indices) src = p.state_batch_indices[b];
-  if (src < 0) {  // padding row
-    if (lane == 0)
-      for (int64_t t = 0; t < p.ntokens; ++t) out[t * p.out_token_stride] = from_float<T>(0.f);
-    return;
+  const unsigned nrows = static_cast<unsigned>(p.nheads) * headdim;
+  const unsigned row0 = blockIdx.x * unsigned(Traits::kRowsPerBlock) + threadIdx.x / unsigned(kLanes);
+  bool live[kRows];
+  unsigned hh[kRows], cc[kRows], gg[kRows];
+#pragma unroll
+  for (int j = 0; j < kRows; ++j) {
+    const unsigned hp = row0 + unsigned(j * kRowGroups);
+    live[j] = hp < nrows;
+    detail::ssu_divmod(live[j] ? hp : nrows - 1, headdim, hh[j], cc[j]);
+    unsigned r;
+    if (p.ngroups == 1) gg[j] = 0;
+    else detail::ssu_divmod(hh[j], static_cast<unsigned>(p.nheads / p.ngroups), gg[j], r);
   }
-  const int64_t dst = p.dst_state_batch_indices ? int64_t(p.dst_state_batch_indices[b]) : src;
 
-  const int n0 = lane * kS;
+  // This lane's chunks: chunk k holds states n0[k] .. n0[k] + 7, of which the first cvalid[k]
+  // are below dstate (all 8 when kVec).
   const int dstate = static_cast<int>(p.dstate);
-  const int valid = dstate - n0 < 0 ? 0 : (dstate - n0 < kS ? dstate - n0 : kS);
-  const int64_t state_off = h * p.state_head_stride + c * p.state_dim_stride + n0;
-  TS* const state = static_cast<TS*>(p.state);
-
-  float s[kS];
-  {
-    const TS* sp = state + src * p.state_batch_stride + state_off;
-    detail::ssu_load<TS, kS>(sp, s, valid == kS && is_aligned(sp, 16), valid);
+  const bool full = kVec || dstate == Traits::kNState;
+  int n0[kChunks], cvalid[kChunks];
+#pragma unroll
+  for (int k = 0; k < kChunks; ++k) {
+    n0[k] = (k * kLanes + lane) * Traits::kChunk;
+    const int v = dstate - n0[k];
+    cvalid[k] = kVec ? Traits::kChunk : (v < 0 ? 0 : (v < Traits::kChunk ? v : Traits::kChunk));
   }
-  // A, scaled by log2(e) so that exp(A*dt) is one exp2.
-  float a[kS];
-  const float* Ap = p.A + h * p.A_head_stride + c * p.A_dim_stride + int64_t(n0) * p.A_dstate_stride;
-  const bool a_scalar = p.A_dstate_stride == 0;
-  if (a_scalar) {
-    const float a0 = valid > 0 ? __ldg(Ap) : 0.f;
-#pragma unroll
-    for (int i = 0; i < kS; ++i) a[i] = a0;
-  } else
-    detail::ssu_load_strided<float, kS>(Ap, p.A_dstate_stride, a, valid);
-#pragma unroll
-  for (int i = 0; i < kS; ++i) a[i] *= kLog2e;
-  const float Dv = p.D ? __ldg(p.D + h * p.D_head_stride + c * p.D_dim_stride) : 0.f;
-  const float bias = p.dt_bias ? __ldg(p.dt_bias + h * p.dt_bias_head_stride + c * p.dt_bias_dim_stride) : 0.f;
 
-  const T* x = static_cast<const T*>(p.x) + b * p.x_batch_stride + h * p.x_head_stride + c * p.x_dim_stride;
-  const T* dtp = static_cast<const T*>(p.dt) + b * p.dt_batch_stride + h * p.dt_head_stride + c * p.dt_dim_stride;
-  const T* z = p.z ? static_cast<const T*>(p.z) + b * p.z_batch_stride + h * p.z_head_stride + c * p.z_dim_stride : nullptr;
-  const T* Bp = static_cast<const T*>(p.B) + b * p.B_batch_stride + g * p.B_group_stride + int64_t(n0) * p.B_dstate_stride;
-  const T* Cp = static_cast<const T*>(p.C) + b * p.C_batch_stride + g * p.C_group_stride + int64_t(n0) * p.C_dstate_stride;
-  TS* inter = p.intermediate_states
-                  ? static_cast<TS*>(p.intermediate_states) + b * p.inter_batch_stride + h * p.inter_head_stride +
-                        c * p.inter_dim_stride + n0
-                  : nullptr;
-  const unsigned mask = kLanes == 32 ? 0xffffffffu
-                                     : (((1u << kLanes) - 1u) << ((threadIdx.x % 32) / kLanes * kLanes));
-
-  // Pointers advance by one token per step (fewer live registers than indexing by t).
-#pragma unroll 1
-  for (int64_t t = 0; t < p.ntokens; ++t, x += p.x_token_stride, dtp += p.dt_token_stride,
-               Bp += p.B_token_stride, Cp += p.C_token_stride, out += p.out_token_stride) {
-    const float xv = to_float(__ldg(x));
-    float dt = to_float(__ldg(dtp)) + bias;
-    if (p.dt_softplus) dt = softplus_fast(dt);
-    float Bv[kS], Cv[kS];
-    detail::ssu_load_strided<T, kS>(Bp, p.B_dstate_stride, Bv, valid);
-    detail::ssu_load_strided<T, kS>(Cp, p.C_dstate_stride, Cv, valid);
-    const float dtx = dt * xv;
-    float y = 0.f;
-    if (a_scalar) {  // one decay for the row (Mamba-2): one exp2
-      const float dA = fast_exp2(a[0] * dt);
+  // Per-row constants, A scaled by log2(e) so that exp(A*dt) is one exp2.
+  float a[kRows][Traits::kScalarA ? 1 : kS];
+  float Dv[kRows], bias[kRows];
 #pragma unroll
-      for (int i = 0; i < kS; ++i) {
-        s[i] = fmaf(s[i], dA, Bv[i] * dtx);
-        y = fmaf(s[i], Cv[i], y);
-      }
+  for (int j = 0; j < kRows; ++j) {
+    const float* Ap = p.A + hh[j] * p.A_head_stride + cc[j] * p.A_dim_stride;
+    if constexpr (Traits::kScalarA) {
+      a[j][0] = __ldg(Ap) * kLog2e;
     } else {
 #pragma unroll
-      for (int i = 0; i < kS; ++i) {
-        s[i] = fmaf(s[i], fast_exp2(a[i] * dt), Bv[i] * dtx);
-        y = fmaf(s[i], Cv[i], y);
+      for (int k = 0; k < kChunks; ++k) {
+        const float* ak = Ap + int64_t(n0[k]) * p.A_dstate_stride;
+        const bool vec = kVec || (p.A_dstate_stride == 1 && cvalid[k] == 8 && is_aligned(ak, 16));
+        detail::ssu_load8<SsuPath::kReadOnly>(ak, p.A_dstate_stride, vec, cvalid[k], &a[j][k * 8]);
       }
-    }
 #pragma unroll
-    for (int o = kLanes / 2; o > 0; o /= 2) y += __shfl_xor_sync(mask, y, o, kLanes);
-    if (inter) {
-      detail::ssu_store<TS, kS>(inter, s, valid == kS && is_aligned(inter, 16), valid);
-      inter += p.inter_token_stride;
+      for (int i = 0; i < kS; ++i) a[j][i] *= kLog2e;
     }
-    if (lane == 0) {
-      float o = fmaf(Dv, xv, y);
-      if (z) o *= silu_fast(to_float(__ldg(z + t * p.z_token_stride)));
-      *out = from_float<T>(o);
+    Dv[j] = p.D ? __ldg(p.D + hh[j] * p.D_head_stride + cc[j] * p.D_dim_stride) : 0.f;
+    bias[j] = p.dt_bias ? __ldg(p.dt_bias + hh[j] * p.dt_bias_head_stride + cc[j] * p.dt_bias_dim_stride) : 0.f;
+  }
+
+  // Token inputs; token 0 is requested before the state so that both are in flight together.
+  const T* const xb = static_cast<const T*>(p.x) + b * p.x_batch_stride;
+  const T* const dtb = static_cast<const T*>(p.dt) + b * p.dt_batch_stride;
+  const T* const zb = p.z ? static_cast<const T*>(p.z) + b * p.z_batch_stride : nullptr;
+  const T* const Bb = static_cast<const T*>(p.B) + b * p.B_batch_stride;
+  const T* const Cb = static_cast<const T*>(p.C) + b * p.C_batch_stride;
+  detail::SsuTokenInputs<kRows, kS> in;
+  auto load_bc = [&](int64_t t, unsigned g) {
+    const T* Bp = Bb + t * p.B_token_stride + g * p.B_group_stride;
+    const T* Cp = Cb + t * p.C_token_stride + g * p.C_group_stride;
+#pragma unroll
+    for (int k = 0; k < kChunks; ++k) {
+      const T* bk = Bp + int64_t(n0[k]) * p.B_dstate_stride;
+      const T* ck = Cp + int64_t(n0[k]) * p.C_dstate_stride;
+      const bool bvec = kVec || (p.B_dstate_stride == 1 && cvalid[k] == 8 && is_aligned(bk, 16));
+      const bool cvec = kVec || (p.C_dstate_stride == 1 && cvalid[k] == 8 && is_aligned(ck, 16));
+      detail::ssu_load8<SsuPath::kReadOnly>(bk, p.B_dstate_stride, bvec, cvalid[k], &in.B[k * 8]);
+      detail::ssu_load8<SsuPath::kReadOnly>(ck, p.C_dstate_stride, cvec, cvalid[k], &in.C[k * 8]);
+    }
+  };
+  auto load_token = [&](int64_t t) {
+#pragma unroll
+    for (int j = 0; j < kRows; ++j) {
+      in.x[j] = to_float(__ldg(xb + t * p.x_token_stride + hh[j] * p.x_head_stride + cc[j] * p.x_dim_stride));
+      in.dt[j] = to_float(__ldg(dtb + t * p.dt_token_stride + hh[j] * p.dt_head_stride + cc[j] * p.dt_dim_stride));
+      in.z[j] = zb ? to_float(__ldg(zb + t * p.z_token_stride + hh[j] * p.z_head_stride + cc[j] * p.z_dim_stride))
+                   : 0.f;
+    }
+    load_bc(t, gg[0]);
+  };
+  load_token(0);
+
+  T* const outb = static_cast<T*>(p.out) + b * p.out_batch_stride;
+  auto out_ptr = [&](int j, int64_t t) {
+    return outb + t * p.out_token_stride + hh[j] * p.out_head_stride + cc[j] * p.out_dim_stride;
+  };
+  if (src < 0) {  // padding row (the whole block): outputs 0, no slot touched
+#pragma unroll
+    for (int j = 0; j < kRows; ++j)
+      if (live[j] && lane == j % kLanes)
+        for (int64_t t = 0; t < p.ntokens; ++t) *out_ptr(j, t) = from_float<T>(0.f);
+    return;
+  }
+
+  TS* const state = static_cast<TS*>(p.state);
+  int64_t row_off[kRows];
+  float s[kRows][kS];
+#pragma unroll
+  for (int j = 0; j < kRows; ++j) {
+    row_off[j] = hh[j] * p.state_head_stride + cc[j] * p.state_dim_stride;
+    const TS* sp = state + src * p.state_batch_stride + row_off[j];
+    const bool vec = kVec || (full && is_aligned(sp, 16));
+#pragma unroll
+    for (int k = 0; k < kChunks; ++k)
+      detail::ssu_load8<SsuPath::kStreaming>(sp + n0[k], 1, vec, cvalid[k], &s[j][k * 8]);
+  }
+
+  const unsigned mask = kLanes == 32 ? 0xffffffffu
+                                     : (((1u << kLanes) - 1u) << ((threadIdx.x % 32) / kLanes * kLanes));
+  TS* const interb = p.intermediate_states ? static_cast<TS*>(p.intermediate_states) + b * p.inter_batch_stride
+                                           : nullptr;
+  // Stores the rows' states to base + row offset (live rows only).
+  auto store_rows = [&](TS* base, const int64_t (&off)[kRows]) {
+#pragma unroll
+    for (int j = 0; j < kRows; ++j) {
+      if (!live[j]) continue;
+      TS* sp = base + off[j];
+      const bool vec = kVec || (full && is_aligned(sp, 16));
+#pragma unroll
+      for (int k = 0; k < kChunks; ++k) detail::ssu_store8<TS>(sp + n0[k], vec, cvalid[k], &s[j][k * 8]);
+    }
+  };
+#pragma unroll 1
+  for (int64_t t = 0; t < p.ntokens; ++t) {
+    if (t > 0) load_token(t);
+    float y[kRows];
+#pragma unroll
+    for (int j = 0; j < kRows; ++j) {
+      if (j > 0 && gg[j] != gg[j - 1]) load_bc(t, gg[j]);  // rows of another group (rare)
+      float dt = in.dt[j] + bias[j];
+      if (p.dt_softplus) dt = softplus_fast(dt);
+      const float dtx = dt * in.x[j];
+      // Two partial sums halve the dependent chain of C*state.
+      float y0 = 0.f, y1 = 0.f;
+      if constexpr (Traits::kScalarA) {
+        const float dA = fast_exp2(a[j][0] * dt);
+#pragma unroll
+        for (int i = 0; i < kS; ++i) {
+          s[j][i] = fmaf(s[j][i], dA, in.B[i] * dtx);
+          if (i % 2) y1 = fmaf(s[j][i], in.C[i], y1); else y0 = fmaf(s[j][i], in.C[i], y0);
+        }
+      } else {
+#pragma unroll
+        for (int i = 0; i < kS; ++i) {
+          s[j][i] = fmaf(s[j][i], fast_exp2(a[j][i] * dt), in.B[i] * dtx);
+          if (i % 2) y1 = fmaf(s[j][i], in.C[i], y1); else y0 = fmaf(s[j][i], in.C[i], y0);
+        }
+      }
+      y[j] = y0 + y1;
+    }
+    // The rows' reductions interleave, so their shuffle latencies overlap.
+#pragma unroll
+    for (int o = kLanes / 2; o > 0; o /= 2)
+#pragma unroll
+      for (int j = 0; j < kRows; ++j) y[j] += __shfl_xor_sync(mask, y[j], o, kLanes);
+#pragma unroll
+    for (int j = 0; j < kRows; ++j) {
+      if (!live[j] || lane != j % kLanes) continue;  // every lane holds the sum: spread the stores
+      float o = fmaf(Dv[j], in.x[j], y[j]);
+      if (zb) o *= silu_fast(in.z[j]);
+      *out_ptr(j, t) = from_float<T>(o);
+    }
+    if (interb) {
+      int64_t off[kRows];
+#pragma unroll
+      for (int j = 0; j < kRows; ++j)
+        off[j] = t * p.inter_token_stride + hh[j] * p.inter_head_stride + cc[j] * p.inter_dim_stride;
+      store_rows(interb, off);
     }
   }
-  if (dst >= 0) {
-    TS* sp = state + dst * p.state_batch_stride + state_off;
-    detail::ssu_store<TS, kS>(sp, s, valid == kS && is_aligned(sp, 16), valid);
-  }
+  if (dst >= 0) store_rows(state + dst * p.state_batch_stride, row_off);
 }
 
 SSMKIT_NAMESPACE_END
