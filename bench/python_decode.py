@@ -27,7 +27,7 @@ from ssmkit import _decode, _ssmkit
 
 def per_call_us(fn, calls, rounds, sync=True):
     """Median over rounds of (wall time of `calls` calls of fn) / calls, in microseconds."""
-    for _ in range(calls // 10 + 1):  # warm-up
+    for _ in range(calls):  # warm-up (clocks, caches, allocator)
         fn()
     if sync:
         torch.cuda.synchronize()

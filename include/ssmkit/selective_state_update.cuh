@@ -44,24 +44,26 @@ struct SelectiveStateUpdateConfig {
 //! @p kNState, and where it switches.
 //!
 //! - @c Latency: for calls with few states (decoding one or a few sequences). Such a call
-//!   lasts a few memory round trips, so the grid is cut into enough blocks to give every SM
-//!   work, and each thread keeps a short chain (one row, few states).
+//!   lasts a few memory round trips, so the grid is cut into small blocks that give every SM
+//!   work, and each thread keeps a short chain: one row of at most 16 states.
 //! - @c Bandwidth: for calls with many states. The state is read and written once, so the
 //!   kernel must keep enough bytes in flight per SM (Little's law: about 20 KB per SM of an
-//!   H100 for 90 % of its bandwidth); each thread owns more states and rows and issues all
-//!   its loads before it uses one.
+//!   H100 for 90 % of its bandwidth); each thread owns two rows and issues all their loads
+//!   before it uses one, and the register budget is capped for 4 blocks of 128 threads per
+//!   SM at N = 16 (3 from N = 32 on, where 128 registers would spill A).
 //!
-//! The switch is at @c kBandwidthStates states (batch * nheads * headdim * kNState). The
-//! choices were measured on an H100 (bench/NOTES.md, "Decode step").
+//! The switch is where the latency configuration would need about two waves of an H100
+//! (132 SMs x 2048 threads): from @c kBandwidthThreads of its threads on. The choices and the
+//! switch were measured on an H100 (bench/NOTES.md, "Decode step").
 //! @tparam kNState state capacity (16, 32, 64, 128 or 256)
 template <int kNState>
 struct SelectiveStateUpdateDefaults {
   //! Configuration for few states.
   using Latency = SelectiveStateUpdateConfig<(kNState < 32 ? kNState : 32) / 2, 1, 64>;
   //! Configuration for many states.
-  using Bandwidth = SelectiveStateUpdateConfig<(kNState < 32 ? kNState : 32), 2, 128>;
-  //! Calls with at least this many states use @c Bandwidth.
-  static constexpr int64_t kBandwidthStates = int64_t{1} << 22;
+  using Bandwidth = SelectiveStateUpdateConfig<(kNState < 32 ? kNState : 32) / 2, 2, 128, (kNState < 32 ? 4 : 3)>;
+  //! Calls with at least this many threads of the latency configuration use @c Bandwidth.
+  static constexpr int64_t kBandwidthThreads = int64_t{1} << 19;
 };
 
 namespace detail {
@@ -168,6 +170,14 @@ Status selective_state_update(const SelectiveStateUpdateParams& p, cudaStream_t 
 
 namespace detail {
 
+// True if the run-time launcher runs p (all-vector) in the bandwidth configuration.
+template <int kNState>
+bool ssu_uses_bandwidth_config(const SelectiveStateUpdateParams& p) {
+  using Defaults = SelectiveStateUpdateDefaults<kNState>;
+  const int64_t threads = p.batch * p.nheads * p.headdim * (kNState / Defaults::Latency::kStatesPerThread);
+  return threads >= Defaults::kBandwidthThreads;
+}
+
 // The run-time launcher for one (T, TState, kNState): the configuration of
 // SelectiveStateUpdateDefaults by the number of states; calls that cannot be all-vector run
 // the element-wise fallback in the latency configuration.
@@ -177,7 +187,7 @@ Status ssu_launch_default(const SelectiveStateUpdateParams& p, cudaStream_t stre
   SSMKIT_TRY((ssu_check_instance<T, TState, kNState>(p)));
   if (!ssu_vectorizable(p, kNState))
     return ssu_launch<SsuTraitsOf<T, TState, kNState, typename Defaults::Latency, false, false>>(p, stream);
-  if (p.batch * p.nheads * p.headdim * kNState >= Defaults::kBandwidthStates)
+  if (ssu_uses_bandwidth_config<kNState>(p))
     return ssu_launch_vec<T, TState, kNState, typename Defaults::Bandwidth>(p, stream);
   return ssu_launch_vec<T, TState, kNState, typename Defaults::Latency>(p, stream);
 }

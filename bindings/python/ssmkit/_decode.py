@@ -34,6 +34,41 @@ def _torch_pieces():
     return _torch_fast
 
 
+def _check_frameworks(fw, x, args):
+    """Raises ValueError naming the first argument that is not a tensor of x's framework."""
+    tx = type(x)
+    for name, t in zip(_NAMES, args):
+        if t is not None and type(t) is not tx and _framework(t) != fw:
+            raise ValueError(f"{name} must be a {fw} tensor like x, got {_type_name(t)}")
+
+
+def _torch_call(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus, sbi, dsbi, inter, out, stream):
+    torch, cap, raw_stream = _torch_pieces()
+    if not x.is_cuda:
+        raise ValueError(f"x must be a CUDA tensor, got a tensor on {x.device}")
+    device = x.get_device()
+    current = raw_stream(device)
+    if stream is None:
+        stream = current
+    elif stream != current:
+        # Work queued on the current stream (the inputs) comes before the kernel.
+        torch.cuda.ExternalStream(stream, device=x.device).wait_stream(torch.cuda.current_stream(device))
+    if out is None:
+        out = torch.empty_like(x)
+    if sbi is not None and sbi.dtype != torch.int32:
+        sbi = sbi.to(torch.int32)
+    if dsbi is not None and dsbi.dtype != torch.int32:
+        dsbi = dsbi.to(torch.int32)
+    # to_dlpack exports any tensor, autograd or not, without a stream handshake: the kernel runs
+    # on `stream`, ordered after the current stream above.
+    _ssmkit.selective_state_update_mamba(
+        cap(state), cap(x), cap(dt), cap(A), cap(B), cap(C), None if D is None else cap(D),
+        None if z is None else cap(z), None if dt_bias is None else cap(dt_bias), bool(dt_softplus),
+        None if sbi is None else cap(sbi), None if dsbi is None else cap(dsbi), cap(out),
+        None if inter is None else cap(inter), stream)
+    return out
+
+
 def _rank(x, name, ranks, what, optional=False):
     if x is None:
         if optional:
@@ -133,38 +168,15 @@ def selective_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, 
     fw = _framework(x)
     if fw is None:
         raise ValueError(f"x must be a CUDA tensor (torch or cupy); got {_type_name(x)}")
-    tx = type(x)
-    for name, t in zip(_NAMES, (state, dt, A, B, C, D, z, dt_bias, sbi, dsbi, inter, out)):
-        if t is not None and type(t) is not tx and _framework(t) != fw:
-            raise ValueError(f"{name} must be a {fw} tensor like x, got {_type_name(t)}")
-
     if fw == "torch":
-        torch, to_dlpack, raw_stream = _torch_pieces()
-        if not x.is_cuda:
-            raise ValueError(f"x must be a CUDA tensor, got a tensor on {x.device}")
-        device = x.get_device()
-        current = raw_stream(device)
-        if stream is None:
-            stream = current
-        elif stream != current:
-            # Work queued on the current stream (the inputs) comes before the kernel.
-            torch.cuda.ExternalStream(stream, device=x.device).wait_stream(torch.cuda.current_stream(device))
-        if out is None:
-            out = torch.empty_like(x)
-        if sbi is not None and sbi.dtype != torch.int32:
-            sbi = sbi.to(torch.int32)
-        if dsbi is not None and dsbi.dtype != torch.int32:
-            dsbi = dsbi.to(torch.int32)
-
-        def cap(t):
-            if t is None:
-                return None
-            return to_dlpack(t.detach() if t.requires_grad else t)
-
-        _ssmkit.selective_state_update_mamba(
-            cap(state), cap(x), cap(dt), cap(A), cap(B), cap(C), cap(D), cap(z), cap(dt_bias),
-            bool(dt_softplus), cap(sbi), cap(dsbi), cap(out), cap(inter), stream)
-        return out
+        try:
+            return _torch_call(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus, sbi, dsbi, inter, out,
+                               stream)
+        except (TypeError, RuntimeError, AttributeError):
+            # A tensor of another framework fails the export: name it.
+            _check_frameworks(fw, x, (state, dt, A, B, C, D, z, dt_bias, sbi, dsbi, inter, out))
+            raise
+    _check_frameworks(fw, x, (state, dt, A, B, C, D, z, dt_bias, sbi, dsbi, inter, out))
 
     import cupy
 

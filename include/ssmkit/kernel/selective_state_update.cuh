@@ -88,35 +88,43 @@ SSMKIT_DEVICE uint4 ssu_ld16(const void* p) {
   else return __ldg(static_cast<const uint4*>(p));
 }
 
+// One element, kept in its storage type (converted where it is used, so that no instruction
+// waits for the load before the remaining loads are issued).
 template <SsuPath kPath, typename T>
-SSMKIT_DEVICE float ssu_ld1(const T* p) {
+SSMKIT_DEVICE T ssu_ld1(const T* p) {
   if constexpr (sizeof(T) == 4) {
-    return kPath == SsuPath::kStreaming ? __ldcs(reinterpret_cast<const float*>(p))
-                                        : __ldg(reinterpret_cast<const float*>(p));
+    const float v = kPath == SsuPath::kStreaming ? __ldcs(reinterpret_cast<const float*>(p))
+                                                 : __ldg(reinterpret_cast<const float*>(p));
+    return *reinterpret_cast<const T*>(&v);
   } else {
-    const unsigned short bits = kPath == SsuPath::kStreaming ? __ldcs(reinterpret_cast<const unsigned short*>(p))
-                                                             : __ldg(reinterpret_cast<const unsigned short*>(p));
-    return to_float(*reinterpret_cast<const T*>(&bits));
+    const unsigned short v = kPath == SsuPath::kStreaming ? __ldcs(reinterpret_cast<const unsigned short*>(p))
+                                                          : __ldg(reinterpret_cast<const unsigned short*>(p));
+    return *reinterpret_cast<const T*>(&v);
   }
 }
 
-// One chunk of 8 states from src (element stride `stride`) into dst[0..8): as 16-byte vectors
-// when `vec` (contiguous, 16-byte aligned, all 8 valid), else element by element, the first
+// Register image of kN elements of T (kN a multiple of 8), filled by 16-byte loads or element
+// by element, and read as floats where it is used.
+template <typename T, int kN>
+struct SsuRaw {
+  static constexpr int kVecs = kN * int(sizeof(T)) / 16;  //!< 16-byte vectors.
+  uint4 v[kVecs];
+  SSMKIT_DEVICE float operator[](int i) const { return to_float(reinterpret_cast<const T*>(v)[i]); }
+};
+
+// Chunk k (8 elements) of `dst` from src (element stride `stride`): as 16-byte vectors when
+// `vec` (contiguous, 16-byte aligned, all 8 valid), else element by element, the first
 // `valid` read and the rest set to 0.
-template <SsuPath kPath, typename T>
-SSMKIT_DEVICE void ssu_load8(const T* src, int64_t stride, bool vec, int valid, float* dst) {
+template <SsuPath kPath, typename T, int kN>
+SSMKIT_DEVICE void ssu_load8(const T* src, int64_t stride, bool vec, int valid, SsuRaw<T, kN>& dst, int k) {
   constexpr int kV = kVecElems<T>;
   if (vec) {
 #pragma unroll
-    for (int v = 0; v < 8 / kV; ++v) {
-      const uint4 raw = ssu_ld16<kPath>(src + v * kV);
-      const T* e = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-      for (int i = 0; i < kV; ++i) dst[v * kV + i] = to_float(e[i]);
-    }
+    for (int v = 0; v < 8 / kV; ++v) dst.v[k * 8 / kV + v] = ssu_ld16<kPath>(src + v * kV);
   } else {
+    T* e = reinterpret_cast<T*>(dst.v) + k * 8;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) dst[i] = i < valid ? ssu_ld1<kPath>(src + i * stride) : 0.f;
+    for (int i = 0; i < 8; ++i) e[i] = i < valid ? ssu_ld1<kPath>(src + i * stride) : from_float<T>(0.f);
   }
 }
 
@@ -161,16 +169,20 @@ SSMKIT_DEVICE void ssu_divmod(unsigned n, unsigned d, unsigned& q, unsigned& r) 
   }
 }
 
-// The per-token inputs of one thread: x, dt and z of each row, B and C of one group.
-template <int kRows, int kS>
+// The per-token inputs of one thread as loaded: x, dt and z of each row, B and C of one group.
+template <typename T, int kRows, int kS>
 struct SsuTokenInputs {
-  float x[kRows], dt[kRows], z[kRows];
-  float B[kS], C[kS];
+  T x[kRows], dt[kRows], z[kRows];
+  SsuRaw<T, kS> B, C;
 };
 
 }  // namespace detail
 
 //! The selective-state-update kernel: one launch applies p.ntokens tokens to every row.
+//!
+//! Every load of a token is issued before any instruction waits for one (values stay in
+//! their storage type until used), and the state loads go first: a call costs one memory
+//! round trip (two with state_batch_indices, whose slot the state address waits for).
 //! @tparam Traits a SelectiveStateUpdateTraits
 template <class Traits>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
@@ -187,7 +199,6 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
 
   const int64_t b = blockIdx.y + int64_t(blockIdx.z) * gridDim.y;
   if (b >= p.batch) return;  // whole block
-  // The slots: the state address waits for src; nothing else waits for a load.
   const int64_t src = p.state_batch_indices ? int64_t(__ldg(p.state_batch_indices + b)) : b;
   const int64_t dst = p.dst_state_batch_indices ? int64_t(__ldg(p.dst_state_batch_indices + b)) : src;
 
@@ -221,35 +232,30 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     cvalid[k] = kVec ? Traits::kChunk : (v < 0 ? 0 : (v < Traits::kChunk ? v : Traits::kChunk));
   }
 
-  // Per-row constants, A scaled by log2(e) so that exp(A*dt) is one exp2.
-  float a[kRows][Traits::kScalarA ? 1 : kS];
-  float Dv[kRows], bias[kRows];
+  // 1. The state, unless the row is padding (src < 0).
+  TS* const state = static_cast<TS*>(p.state);
+  int64_t row_off[kRows];
+  detail::SsuRaw<TS, kS> sraw[kRows];
 #pragma unroll
-  for (int j = 0; j < kRows; ++j) {
-    const float* Ap = p.A + hh[j] * p.A_head_stride + cc[j] * p.A_dim_stride;
-    if constexpr (Traits::kScalarA) {
-      a[j][0] = __ldg(Ap) * kLog2e;
-    } else {
+  for (int j = 0; j < kRows; ++j) row_off[j] = hh[j] * p.state_head_stride + cc[j] * p.state_dim_stride;
+  if (src >= 0) {
 #pragma unroll
-      for (int k = 0; k < kChunks; ++k) {
-        const float* ak = Ap + int64_t(n0[k]) * p.A_dstate_stride;
-        const bool vec = kVec || (p.A_dstate_stride == 1 && cvalid[k] == 8 && is_aligned(ak, 16));
-        detail::ssu_load8<SsuPath::kReadOnly>(ak, p.A_dstate_stride, vec, cvalid[k], &a[j][k * 8]);
-      }
+    for (int j = 0; j < kRows; ++j) {
+      const TS* sp = state + src * p.state_batch_stride + row_off[j];
+      const bool vec = kVec || (full && is_aligned(sp, 16));
 #pragma unroll
-      for (int i = 0; i < kS; ++i) a[j][i] *= kLog2e;
+      for (int k = 0; k < kChunks; ++k)
+        detail::ssu_load8<SsuPath::kStreaming>(sp + n0[k], 1, vec, cvalid[k], sraw[j], k);
     }
-    Dv[j] = p.D ? __ldg(p.D + hh[j] * p.D_head_stride + cc[j] * p.D_dim_stride) : 0.f;
-    bias[j] = p.dt_bias ? __ldg(p.dt_bias + hh[j] * p.dt_bias_head_stride + cc[j] * p.dt_bias_dim_stride) : 0.f;
   }
 
-  // Token inputs; token 0 is requested before the state so that both are in flight together.
+  // 2. Token 0's inputs and the per-row constants.
   const T* const xb = static_cast<const T*>(p.x) + b * p.x_batch_stride;
   const T* const dtb = static_cast<const T*>(p.dt) + b * p.dt_batch_stride;
   const T* const zb = p.z ? static_cast<const T*>(p.z) + b * p.z_batch_stride : nullptr;
   const T* const Bb = static_cast<const T*>(p.B) + b * p.B_batch_stride;
   const T* const Cb = static_cast<const T*>(p.C) + b * p.C_batch_stride;
-  detail::SsuTokenInputs<kRows, kS> in;
+  detail::SsuTokenInputs<T, kRows, kS> in;
   auto load_bc = [&](int64_t t, unsigned g) {
     const T* Bp = Bb + t * p.B_token_stride + g * p.B_group_stride;
     const T* Cp = Cb + t * p.C_token_stride + g * p.C_group_stride;
@@ -259,21 +265,43 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
       const T* ck = Cp + int64_t(n0[k]) * p.C_dstate_stride;
       const bool bvec = kVec || (p.B_dstate_stride == 1 && cvalid[k] == 8 && is_aligned(bk, 16));
       const bool cvec = kVec || (p.C_dstate_stride == 1 && cvalid[k] == 8 && is_aligned(ck, 16));
-      detail::ssu_load8<SsuPath::kReadOnly>(bk, p.B_dstate_stride, bvec, cvalid[k], &in.B[k * 8]);
-      detail::ssu_load8<SsuPath::kReadOnly>(ck, p.C_dstate_stride, cvec, cvalid[k], &in.C[k * 8]);
+      detail::ssu_load8<SsuPath::kReadOnly>(bk, p.B_dstate_stride, bvec, cvalid[k], in.B, k);
+      detail::ssu_load8<SsuPath::kReadOnly>(ck, p.C_dstate_stride, cvec, cvalid[k], in.C, k);
     }
   };
   auto load_token = [&](int64_t t) {
 #pragma unroll
     for (int j = 0; j < kRows; ++j) {
-      in.x[j] = to_float(__ldg(xb + t * p.x_token_stride + hh[j] * p.x_head_stride + cc[j] * p.x_dim_stride));
-      in.dt[j] = to_float(__ldg(dtb + t * p.dt_token_stride + hh[j] * p.dt_head_stride + cc[j] * p.dt_dim_stride));
-      in.z[j] = zb ? to_float(__ldg(zb + t * p.z_token_stride + hh[j] * p.z_head_stride + cc[j] * p.z_dim_stride))
-                   : 0.f;
+      in.x[j] = __ldg(xb + t * p.x_token_stride + hh[j] * p.x_head_stride + cc[j] * p.x_dim_stride);
+      in.dt[j] = __ldg(dtb + t * p.dt_token_stride + hh[j] * p.dt_head_stride + cc[j] * p.dt_dim_stride);
+      in.z[j] = zb ? __ldg(zb + t * p.z_token_stride + hh[j] * p.z_head_stride + cc[j] * p.z_dim_stride)
+                   : from_float<T>(0.f);
     }
     load_bc(t, gg[0]);
   };
   load_token(0);
+  // A as loaded: exp(A * dt) is computed as exp2(A * (dt * log2(e))).
+  float a[kRows][Traits::kScalarA ? 1 : kS];
+  float Dv[kRows], bias[kRows];
+#pragma unroll
+  for (int j = 0; j < kRows; ++j) {
+    const float* Ap = p.A + hh[j] * p.A_head_stride + cc[j] * p.A_dim_stride;
+    if constexpr (Traits::kScalarA) {
+      a[j][0] = __ldg(Ap);
+    } else {
+      detail::SsuRaw<float, kS> araw;
+#pragma unroll
+      for (int k = 0; k < kChunks; ++k) {
+        const float* ak = Ap + int64_t(n0[k]) * p.A_dstate_stride;
+        const bool vec = kVec || (p.A_dstate_stride == 1 && cvalid[k] == 8 && is_aligned(ak, 16));
+        detail::ssu_load8<SsuPath::kReadOnly>(ak, p.A_dstate_stride, vec, cvalid[k], araw, k);
+      }
+#pragma unroll
+      for (int i = 0; i < kS; ++i) a[j][i] = araw[i];
+    }
+    Dv[j] = p.D ? __ldg(p.D + hh[j] * p.D_head_stride + cc[j] * p.D_dim_stride) : 0.f;
+    bias[j] = p.dt_bias ? __ldg(p.dt_bias + hh[j] * p.dt_bias_head_stride + cc[j] * p.dt_bias_dim_stride) : 0.f;
+  }
 
   T* const outb = static_cast<T*>(p.out) + b * p.out_batch_stride;
   auto out_ptr = [&](int j, int64_t t) {
@@ -287,19 +315,12 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     return;
   }
 
-  TS* const state = static_cast<TS*>(p.state);
-  int64_t row_off[kRows];
+  // 3. The recurrence, in fp32 registers across the tokens.
   float s[kRows][kS];
 #pragma unroll
-  for (int j = 0; j < kRows; ++j) {
-    row_off[j] = hh[j] * p.state_head_stride + cc[j] * p.state_dim_stride;
-    const TS* sp = state + src * p.state_batch_stride + row_off[j];
-    const bool vec = kVec || (full && is_aligned(sp, 16));
+  for (int j = 0; j < kRows; ++j)
 #pragma unroll
-    for (int k = 0; k < kChunks; ++k)
-      detail::ssu_load8<SsuPath::kStreaming>(sp + n0[k], 1, vec, cvalid[k], &s[j][k * 8]);
-  }
-
+    for (int i = 0; i < kS; ++i) s[j][i] = sraw[j][i];
   const unsigned mask = kLanes == 32 ? 0xffffffffu
                                      : (((1u << kLanes) - 1u) << ((threadIdx.x % 32) / kLanes * kLanes));
   TS* const interb = p.intermediate_states ? static_cast<TS*>(p.intermediate_states) + b * p.inter_batch_stride
@@ -318,27 +339,41 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
 #pragma unroll 1
   for (int64_t t = 0; t < p.ntokens; ++t) {
     if (t > 0) load_token(t);
+    float Bf[kS], Cf[kS];
+#pragma unroll
+    for (int i = 0; i < kS; ++i) {
+      Bf[i] = in.B[i];
+      Cf[i] = in.C[i];
+    }
     float y[kRows];
 #pragma unroll
     for (int j = 0; j < kRows; ++j) {
-      if (j > 0 && gg[j] != gg[j - 1]) load_bc(t, gg[j]);  // rows of another group (rare)
-      float dt = in.dt[j] + bias[j];
+      if (j > 0 && gg[j] != gg[j - 1]) {  // rows of another group (rare)
+        load_bc(t, gg[j]);
+#pragma unroll
+        for (int i = 0; i < kS; ++i) {
+          Bf[i] = in.B[i];
+          Cf[i] = in.C[i];
+        }
+      }
+      float dt = to_float(in.dt[j]) + bias[j];
       if (p.dt_softplus) dt = softplus_fast(dt);
-      const float dtx = dt * in.x[j];
+      const float dtl = dt * kLog2e;
+      const float dtx = dt * to_float(in.x[j]);
       // Two partial sums halve the dependent chain of C*state.
       float y0 = 0.f, y1 = 0.f;
       if constexpr (Traits::kScalarA) {
-        const float dA = fast_exp2(a[j][0] * dt);
+        const float dA = fast_exp2(a[j][0] * dtl);
 #pragma unroll
         for (int i = 0; i < kS; ++i) {
-          s[j][i] = fmaf(s[j][i], dA, in.B[i] * dtx);
-          if (i % 2) y1 = fmaf(s[j][i], in.C[i], y1); else y0 = fmaf(s[j][i], in.C[i], y0);
+          s[j][i] = fmaf(s[j][i], dA, Bf[i] * dtx);
+          if (i % 2) y1 = fmaf(s[j][i], Cf[i], y1); else y0 = fmaf(s[j][i], Cf[i], y0);
         }
       } else {
 #pragma unroll
         for (int i = 0; i < kS; ++i) {
-          s[j][i] = fmaf(s[j][i], fast_exp2(a[j][i] * dt), in.B[i] * dtx);
-          if (i % 2) y1 = fmaf(s[j][i], in.C[i], y1); else y0 = fmaf(s[j][i], in.C[i], y0);
+          s[j][i] = fmaf(s[j][i], fast_exp2(a[j][i] * dtl), Bf[i] * dtx);
+          if (i % 2) y1 = fmaf(s[j][i], Cf[i], y1); else y0 = fmaf(s[j][i], Cf[i], y0);
         }
       }
       y[j] = y0 + y1;
@@ -351,8 +386,8 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
 #pragma unroll
     for (int j = 0; j < kRows; ++j) {
       if (!live[j] || lane != j % kLanes) continue;  // every lane holds the sum: spread the stores
-      float o = fmaf(Dv[j], in.x[j], y[j]);
-      if (zb) o *= silu_fast(in.z[j]);
+      float o = fmaf(Dv[j], to_float(in.x[j]), y[j]);
+      if (zb) o *= silu_fast(to_float(in.z[j]));
       *out_ptr(j, t) = from_float<T>(o);
     }
     if (interb) {
