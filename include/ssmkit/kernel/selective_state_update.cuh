@@ -225,11 +225,16 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
   const int dstate = static_cast<int>(p.dstate);
   const bool full = kVec || dstate == Traits::kNState;
   int n0[kChunks], cvalid[kChunks];
+  // Whole chunks, tested on dstate itself: ptxas for sm_90 (CUDA 13.0) folded a test of the
+  // clamped count above (cvalid == 8) into the predicate of a min instruction that was true
+  // for dstate = 1, and 16-byte loads then read past a row of A (compute-sanitizer memcheck).
+  bool cfull[kChunks];
 #pragma unroll
   for (int k = 0; k < kChunks; ++k) {
     n0[k] = (k * kLanes + lane) * Traits::kChunk;
     const int v = dstate - n0[k];
     cvalid[k] = kVec ? Traits::kChunk : (v < 0 ? 0 : (v < Traits::kChunk ? v : Traits::kChunk));
+    cfull[k] = kVec || v >= Traits::kChunk;
   }
 
   // 1. The state, unless the row is padding (src < 0).
@@ -263,8 +268,8 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     for (int k = 0; k < kChunks; ++k) {
       const T* bk = Bp + int64_t(n0[k]) * p.B_dstate_stride;
       const T* ck = Cp + int64_t(n0[k]) * p.C_dstate_stride;
-      const bool bvec = kVec || (p.B_dstate_stride == 1 && cvalid[k] == 8 && is_aligned(bk, 16));
-      const bool cvec = kVec || (p.C_dstate_stride == 1 && cvalid[k] == 8 && is_aligned(ck, 16));
+      const bool bvec = kVec || (p.B_dstate_stride == 1 && cfull[k] && is_aligned(bk, 16));
+      const bool cvec = kVec || (p.C_dstate_stride == 1 && cfull[k] && is_aligned(ck, 16));
       detail::ssu_load8<SsuPath::kReadOnly>(bk, p.B_dstate_stride, bvec, cvalid[k], in.B, k);
       detail::ssu_load8<SsuPath::kReadOnly>(ck, p.C_dstate_stride, cvec, cvalid[k], in.C, k);
     }
@@ -293,7 +298,7 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
 #pragma unroll
       for (int k = 0; k < kChunks; ++k) {
         const float* ak = Ap + int64_t(n0[k]) * p.A_dstate_stride;
-        const bool vec = kVec || (p.A_dstate_stride == 1 && cvalid[k] == 8 && is_aligned(ak, 16));
+        const bool vec = kVec || (p.A_dstate_stride == 1 && cfull[k] && is_aligned(ak, 16));
         detail::ssu_load8<SsuPath::kReadOnly>(ak, p.A_dstate_stride, vec, cvalid[k], araw, k);
       }
 #pragma unroll
