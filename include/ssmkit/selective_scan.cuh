@@ -218,6 +218,11 @@ Status selective_scan_fwd(const SelectiveScanParams& p, cudaStream_t stream) {
 
 namespace detail {
 
+//! The few-channels rule: fewer than two blocks per SM with the default configuration.
+//! @param default_blocks blocks of the default configuration (SelectiveScanTraits::grid_size)
+//! @param sms            SMs of the device
+inline bool few_channels(int64_t default_blocks, int sms) { return default_blocks < 2 * int64_t(sms); }
+
 //! True when @p p gives fewer than two blocks per SM of the current device with the default
 //! configuration of state capacity @p kNState (see ScanFewChannelsConfig).
 template <int kNState>
@@ -227,7 +232,7 @@ Status use_few_channels_config(const SelectiveScanParams& p, bool& few) {
   SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   using C = ScanDefaultConfig<kNState>;
   using Traits = SelectiveScanTraits<float, kNState, C::kStatesPerThread, C::kTileLen, C::kThreads>;
-  few = Traits::grid_size(p) < 2 * int64_t(sms);
+  few = few_channels(Traits::grid_size(p), sms);
   return Status::Ok();
 }
 

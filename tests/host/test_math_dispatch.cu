@@ -136,3 +136,30 @@ TEST_CASE("the sequence split heuristic", "[host][dispatch]") {
   CHECK(ssmkit::detail::scan_split_bytes(p, ssmkit::ScanSplit{}) == 0);
   CHECK(ssmkit::detail::scan_split_bytes(p, s) >= size_t(2) * 5120 * 17 * sizeof(float));
 }
+
+TEST_CASE("the few-channels configuration rule and the default configurations", "[host][dispatch]") {
+  using ssmkit::detail::few_channels;
+  // N = 16 on 132 SMs: mamba-130m training (B8 D1536) keeps the default (384 blocks of 32
+  // channels); B4 D2048 (256 blocks) and batch-1 prefill B1 D5120 (160) take the other.
+  auto blocks16 = [](int64_t batch, int64_t dim) {
+    using C = ssmkit::ScanDefaultConfig<16>;
+    using Traits = ssmkit::SelectiveScanTraits<float, 16, C::kStatesPerThread, C::kTileLen, C::kThreads>;
+    return Traits::grid_size(ssmkit::make_selective_scan_params(ssmkit::DType::kBFloat16, batch, dim, 2048, 16));
+  };
+  CHECK(blocks16(8, 1536) == 384);
+  CHECK_FALSE(few_channels(blocks16(8, 1536), 132));
+  CHECK(few_channels(blocks16(4, 2048), 132));
+  CHECK(few_channels(blocks16(1, 5120), 132));
+  CHECK_FALSE(few_channels(264, 132));
+  CHECK(few_channels(263, 132));
+  // Only N = 16 has a distinct few-channels configuration; every default gives a block at
+  // least 32 channels.
+  CHECK(ssmkit::ScanFewChannelsConfig<16>::kDistinct);
+  CHECK_FALSE(ssmkit::ScanFewChannelsConfig<32>::kDistinct);
+  CHECK_FALSE(ssmkit::ScanFewChannelsConfig<256>::kDistinct);
+  CHECK(ssmkit::ScanDefaultConfig<16>::kThreads / (16 / ssmkit::ScanDefaultConfig<16>::kStatesPerThread) >= 32);
+  CHECK(ssmkit::ScanDefaultConfig<32>::kThreads / (32 / ssmkit::ScanDefaultConfig<32>::kStatesPerThread) >= 32);
+  CHECK(ssmkit::ScanDefaultConfig<64>::kThreads / (64 / ssmkit::ScanDefaultConfig<64>::kStatesPerThread) >= 32);
+  CHECK(ssmkit::ScanDefaultConfig<128>::kThreads / (128 / ssmkit::ScanDefaultConfig<128>::kStatesPerThread) >= 32);
+  CHECK(ssmkit::ScanDefaultConfig<256>::kThreads / (256 / ssmkit::ScanDefaultConfig<256>::kStatesPerThread) >= 32);
+}
