@@ -3,7 +3,7 @@
 """Framework-facing wrappers of the causal conv1d kernels (torch tensors or CuPy arrays)."""
 
 from . import _ssmkit
-from ._scan import _capsule, _check_rank, _framework, _type_name
+from ._scan import _capsule, _check_rank, _check_stream, _setup, _type_name
 
 __all__ = ["causal_conv1d_fn", "causal_conv1d_update"]
 
@@ -12,34 +12,6 @@ def _silu_flag(activation):
     if activation not in (None, "silu", "swish"):
         raise ValueError(f"activation must be None, 'silu' or 'swish', got {activation!r}")
     return activation is not None
-
-
-def _check_stream(stream):
-    if stream is not None and (isinstance(stream, bool) or not isinstance(stream, int) or stream < 0):
-        raise ValueError(f"stream must be a non-negative int (a cudaStream_t) or None, got {stream!r}")
-
-
-def _setup(x, named, stream):
-    """Framework of x, the same for every named tensor, and the stream to use."""
-    fw = _framework(x)
-    if fw is None:
-        raise ValueError(f"x must be a CUDA tensor (torch or cupy); got {_type_name(x)}")
-    for name, t in named:
-        if t is not None and _framework(t) != fw:
-            raise ValueError(f"{name} must be a {fw} tensor like x, got {_type_name(t)}")
-    if fw == "torch":
-        import torch
-
-        if x.device.type != "cuda":
-            raise ValueError(f"x must be a CUDA tensor, got a tensor on {x.device}")
-        if stream is None:
-            stream = torch.cuda.current_stream(x.device).cuda_stream
-    else:
-        import cupy
-
-        if stream is None:
-            stream = cupy.cuda.get_current_stream().ptr
-    return fw, stream
 
 
 def _strides(x, fw):
@@ -116,7 +88,7 @@ def causal_conv1d_fn(x, weight, bias=None, seq_idx=None, initial_states=None,
     if seq_idx is not None and initial_states is not None:
         raise ValueError("initial_states cannot be combined with seq_idx (packed sequences start "
                          "from zeros)")
-    fw, stream = _setup(x, (("weight", weight), ("bias", bias), ("seq_idx", seq_idx),
+    fw, stream = _setup(x, "x", (("weight", weight), ("bias", bias), ("seq_idx", seq_idx),
                             ("initial_states", initial_states),
                             ("final_states_out", final_states_out)), stream)
 
@@ -164,7 +136,7 @@ def causal_conv1d_update(x, conv_state, weight, bias=None, activation=None, cach
     _check_rank(conv_state_indices, "conv_state_indices", (1,), "1-D (batch,)", optional=True)
     silu = _silu_flag(activation)
     _check_stream(stream)
-    fw, stream = _setup(x, (("conv_state", conv_state), ("weight", weight), ("bias", bias),
+    fw, stream = _setup(x, "x", (("conv_state", conv_state), ("weight", weight), ("bias", bias),
                             ("cache_seqlens", cache_seqlens),
                             ("conv_state_indices", conv_state_indices)), stream)
     squeeze = x.ndim == 2

@@ -43,6 +43,34 @@ def _last_stride(x, fw):
     return x.strides[-1] // x.itemsize
 
 
+def _check_stream(stream):
+    if stream is not None and (isinstance(stream, bool) or not isinstance(stream, int) or stream < 0):
+        raise ValueError(f"stream must be a non-negative int (a cudaStream_t) or None, got {stream!r}")
+
+
+def _setup(first, first_name, named, stream):
+    """Framework of the first tensor, the same for every named tensor, and the stream to use."""
+    fw = _framework(first)
+    if fw is None:
+        raise ValueError(f"{first_name} must be a CUDA tensor (torch or cupy); got {_type_name(first)}")
+    for name, t in named:
+        if t is not None and _framework(t) != fw:
+            raise ValueError(f"{name} must be a {fw} tensor like {first_name}, got {_type_name(t)}")
+    if fw == "torch":
+        import torch
+
+        if first.device.type != "cuda":
+            raise ValueError(f"{first_name} must be a CUDA tensor, got a tensor on {first.device}")
+        if stream is None:
+            stream = torch.cuda.current_stream(first.device).cuda_stream
+    else:
+        import cupy
+
+        if stream is None:
+            stream = cupy.cuda.get_current_stream().ptr
+    return fw, stream
+
+
 def _make_last_contiguous(x, fw):
     """Like mamba-ssm: copy only when the last dimension is not contiguous."""
     if x is None or x.shape[-1] <= 1 or _last_stride(x, fw) == 1:
@@ -147,32 +175,16 @@ def selective_scan_fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_
         raise ValueError(f"delta_softplus must be a bool, got {_type_name(delta_softplus)}")
     if not isinstance(return_last_state, (bool, int)):
         raise ValueError(f"return_last_state must be a bool, got {_type_name(return_last_state)}")
-    if stream is not None and (isinstance(stream, bool) or not isinstance(stream, int) or stream < 0):
-        raise ValueError(f"stream must be a non-negative int (a cudaStream_t) or None, got {stream!r}")
+    _check_stream(stream)
 
-    fw = _framework(u)
-    if fw is None:
-        raise ValueError(f"u must be a CUDA tensor (torch or cupy); got {_type_name(u)}")
-    named = (("delta", delta), ("A", A), ("B", B), ("C", C), ("D", D), ("z", z),
-             ("delta_bias", delta_bias), ("initial_state", initial_state),
-             ("conv_weight", conv_weight), ("conv_bias", conv_bias),
-             ("conv_initial_states", conv_initial_states))
-    for name, x in named:
-        if x is not None and _framework(x) != fw:
-            raise ValueError(f"{name} must be a {fw} tensor like u, got {_type_name(x)}")
-
+    fw, stream = _setup(u, "u", (("delta", delta), ("A", A), ("B", B), ("C", C), ("D", D), ("z", z),
+                                 ("delta_bias", delta_bias), ("initial_state", initial_state),
+                                 ("conv_weight", conv_weight), ("conv_bias", conv_bias),
+                                 ("conv_initial_states", conv_initial_states)), stream)
     if fw == "torch":
         import torch
-
-        if u.device.type != "cuda":
-            raise ValueError(f"u must be a CUDA tensor, got a tensor on {u.device}")
-        if stream is None:
-            stream = torch.cuda.current_stream(u.device).cuda_stream
     else:
         import cupy
-
-        if stream is None:
-            stream = cupy.cuda.get_current_stream().ptr
 
     u = _make_last_contiguous(u, fw)
     conv_weight = _make_last_contiguous(conv_weight, fw)
