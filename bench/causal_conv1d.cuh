@@ -33,6 +33,7 @@ struct UpdCase {
   ssmkit::DType dtype;
   int64_t B, D, W;
   double anchor_ms;  // causal-conv1d update replayed from a CUDA graph (ANCHORS)
+  bool pdl = false;  // launched with programmatic dependent launch (LaunchOptions::pdl)
 };
 
 inline void die(const std::string& what, const ssmkit::Status& st) {
@@ -104,6 +105,9 @@ inline void bench_causal_conv1d(Context& ctx) {
       {"decode b1 graph", DType::kBFloat16, 1, 10240, 4, 0.00209},
       {"decode b64 graph", DType::kBFloat16, 64, 10240, 4, 0.00854},
       {"decode b256 graph", DType::kBFloat16, 256, 10240, 4, 0.0275},
+      {"decode b1 graph, pdl", DType::kBFloat16, 1, 10240, 4, 0.00209, true},
+      {"decode b64 graph, pdl", DType::kBFloat16, 64, 10240, 4, 0.00854, true},
+      {"decode b256 graph, pdl", DType::kBFloat16, 256, 10240, 4, 0.0275, true},
   };
   for (const UpdCase& c : upd) {
     char shape[96];
@@ -129,8 +133,10 @@ inline void bench_causal_conv1d(Context& ctx) {
       p.silu = true;
       ps.push_back(p);
     }
+    ssmkit::LaunchOptions opts;
+    opts.pdl = c.pdl;
     const double ms = graph_ms_per_call(ctx.timer, 200, ctx.reps, [&](int i, cudaStream_t stream) {
-      const ssmkit::Status st = ssmkit::causal_conv1d_update(ps[i % sets], stream);
+      const ssmkit::Status st = ssmkit::causal_conv1d_update(ps[i % sets], stream, opts);
       if (!st.ok()) die(shape, st);
     });
     for (void* p : bufs) BENCH_CUDA(cudaFree(p));

@@ -37,6 +37,7 @@ inline void bench_selective_state_update(Context& ctx) {
     bool mamba2;
     int64_t B, H, P, N, G;
     double anchor_us;  // mamba-ssm Triton kernel replayed from a CUDA graph (ANCHORS), 0 if none
+    bool pdl = false;  // launched with programmatic dependent launch (LaunchOptions::pdl)
   };
   const std::vector<DecodeCase> cases = {
       {"mamba-2.8b decode", false, 1, 5120, 1, 16, 1, 2.06},
@@ -45,6 +46,10 @@ inline void bench_selective_state_update(Context& ctx) {
       {"mamba2-2.7b decode", true, 1, 80, 64, 128, 1, 3.75},
       {"mamba2-2.7b decode", true, 16, 80, 64, 128, 1, 33.6},
       {"mamba2-2.7b decode", true, 128, 80, 64, 128, 1, 289.0},
+      // The same batch-1 steps launched with programmatic dependent launch: each launch
+      // overlaps the end of the one before (the kernel still waits for it before reading).
+      {"mamba-2.8b decode, pdl", false, 1, 5120, 1, 16, 1, 2.06, true},
+      {"mamba2-2.7b decode, pdl", true, 1, 80, 64, 128, 1, 3.75, true},
   };
   constexpr int kLaunches = 100;
   const DType t = DType::kBFloat16;
@@ -84,7 +89,9 @@ inline void bench_selective_state_update(Context& ctx) {
     cudaGraph_t graph;
     BENCH_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
     for (int i = 0; i < kLaunches; ++i) {
-      const ssmkit::Status st = ssmkit::selective_state_update(p, s);
+      ssmkit::LaunchOptions opts;
+      opts.pdl = c.pdl;
+      const ssmkit::Status st = ssmkit::selective_state_update(p, s, opts);
       if (!st.ok()) { std::fprintf(stderr, "%s: %s\n", shape, st.message()); std::exit(1); }
     }
     BENCH_CUDA(cudaStreamEndCapture(s, &graph));

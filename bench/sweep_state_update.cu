@@ -151,6 +151,45 @@ __global__ void empty_kernel(const ssmkit::SelectiveStateUpdateParams p) {
   if (p.batch < 0) static_cast<float*>(p.state)[0] = 0.f;  // never: keeps the parameters
 }
 
+// A kernel that reads every 8-byte word of the parameter block and nothing else: the cost of
+// fetching the parameters into the constant cache of every SM, over the empty kernel.
+__global__ void touch_params_kernel(const ssmkit::SelectiveStateUpdateParams p) {
+  const int64_t* w = reinterpret_cast<const int64_t*>(&p);
+  int64_t s = 0;
+#pragma unroll
+  for (int i = 0; i < int(sizeof(p) / 8); ++i) s ^= w[i] + i;
+  if (s == 0x7fffffff12345678ll) static_cast<float*>(p.state)[0] = 0.f;  // never
+}
+
+// The state read and written in place with 16-byte accesses (and A read, for Mamba-1), one
+// thread per 16 states: the memory floor of one call.
+__global__ void copy_state_kernel(const ssmkit::SelectiveStateUpdateParams p, int64_t nvec, bool read_a) {
+  const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (i >= nvec) return;
+  uint4* st = static_cast<uint4*>(p.state);
+  uint4 v = __ldcs(st + i);
+  if (read_a) {
+    const uint4 a = __ldg(reinterpret_cast<const uint4*>(p.A) + i);
+    v.x ^= a.x & 1u;
+  }
+  __stcs(st + i, v);
+}
+
+template <int kThreads>
+ssmkit::Status launch_touch(const ssmkit::SelectiveStateUpdateParams& p, cudaStream_t s) {
+  touch_params_kernel<<<unsigned((p.batch * p.nheads * p.headdim + kThreads - 1) / kThreads), kThreads, 0, s>>>(p);
+  const cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? ssmkit::Status::Ok() : ssmkit::Status::FromCuda(e, "touch_params_kernel");
+}
+
+template <bool kReadA>
+ssmkit::Status launch_copy(const ssmkit::SelectiveStateUpdateParams& p, cudaStream_t s) {
+  const int64_t nvec = p.batch * p.nheads * p.headdim * p.dstate / 4;  // fp32 state
+  copy_state_kernel<<<unsigned((nvec + 127) / 128), 128, 0, s>>>(p, nvec, kReadA);
+  const cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? ssmkit::Status::Ok() : ssmkit::Status::FromCuda(e, "copy_state_kernel");
+}
+
 template <int kN, int kS, int kRows, int kThreads>
 ssmkit::Status launch_empty(const ssmkit::SelectiveStateUpdateParams& p, cudaStream_t s) {
   using Traits = ssmkit::SelectiveStateUpdateTraits<__nv_bfloat16, float, kN, kS, kRows, kThreads>;
@@ -263,7 +302,15 @@ int main(int argc, char** argv) {
                 m1.graph_us(launch_empty<16, 8, 1, 64>, timer));
     std::printf("floor: empty kernel, grid of S16 R1 T64 on %s B1: %.2f us\n", kMamba2.name,
                 m2.graph_us(launch_empty<128, 16, 1, 64>, timer));
+    std::printf("floor: kernel reading its %zu-byte parameter block, %s B1 rows / 32: %.2f us\n",
+                sizeof(ssmkit::SelectiveStateUpdateParams), kMamba1.name, m1.graph_us(launch_touch<32>, timer));
+    std::printf("floor: state copied in place and A read, %s B1: %.2f us\n", kMamba1.name,
+                m1.graph_us(launch_copy<true>, timer));
+    std::printf("floor: state copied in place, %s B1: %.2f us\n", kMamba2.name, m2.graph_us(launch_copy<false>, timer));
+    Problem m2b2(kMamba2, 2);
+    std::printf("floor: state copied in place, %s B2: %.2f us\n", kMamba2.name, m2b2.graph_us(launch_copy<false>, timer));
   }
+  if (argc == 2 && std::string(argv[1]) == "--floors") return 0;
   // Cfg<states per thread, rows per thread, threads, min blocks per SM (register cap)>.
   Sweep<false, 16, Cfg<8, 1, 32>, Cfg<8, 1, 64>, Cfg<8, 1, 128>, Cfg<8, 1, 64, 12>, Cfg<8, 1, 128, 6>,
         Cfg<16, 1, 32>, Cfg<16, 1, 64>, Cfg<16, 1, 128, 4>, Cfg<8, 2, 64, 8>, Cfg<8, 2, 128, 4>,

@@ -62,6 +62,54 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
+// Runs enqueue(s) on stream s, either directly or captured into a CUDA graph that is then
+// launched once; waits for s either way.
+template <typename F>
+void run_on_stream(cudaStream_t s, bool graph, F&& enqueue) {
+  cudaGraph_t g = nullptr;
+  if (graph) SSMKIT_TEST_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  enqueue(s);
+  if (graph) {
+    SSMKIT_TEST_CUDA(cudaStreamEndCapture(s, &g));
+    cudaGraphExec_t ge;
+    SSMKIT_TEST_CUDA(cudaGraphInstantiate(&ge, g, 0));
+    SSMKIT_TEST_CUDA(cudaGraphLaunch(ge, s));
+    SSMKIT_TEST_CUDA(cudaStreamSynchronize(s));
+    SSMKIT_TEST_CUDA(cudaGraphExecDestroy(ge));
+    SSMKIT_TEST_CUDA(cudaGraphDestroy(g));
+  }
+  SSMKIT_TEST_CUDA(cudaStreamSynchronize(s));
+}
+
+// A producer for programmatic-dependent-launch tests: lets a dependent grid start at once
+// (griddepcontrol.launch_dependents), sleeps about `delay_ns`, then copies n bytes from src to
+// dst. A dependent kernel that read its inputs before griddepcontrol.wait would see dst's old
+// contents.
+__global__ inline void delayed_copy_kernel(const unsigned char* src, unsigned char* dst, size_t n,
+                                           unsigned delay_ns) {
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 700)
+  for (unsigned t = 0; t < delay_ns; t += 1000) __nanosleep(1000);
+#endif
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    dst[i] = src[i];
+}
+
+// Keeps `buf`'s contents in `staging` and poisons `buf`; restore_behind_producer() then
+// enqueues the delayed copy back: the inputs a dependent kernel must wait for.
+inline void stage_and_poison(DeviceBuffer& buf, DeviceBuffer& staging) {
+  staging = DeviceBuffer(buf.bytes());
+  SSMKIT_TEST_CUDA(cudaMemcpy(staging.get(), buf.get(), buf.bytes(), cudaMemcpyDeviceToDevice));
+  buf.poison();
+}
+inline void restore_behind_producer(DeviceBuffer& buf, const DeviceBuffer& staging, cudaStream_t s) {
+  delayed_copy_kernel<<<64, 256, 0, s>>>(staging.as<unsigned char>(), buf.as<unsigned char>(), buf.bytes(),
+                                         20000);
+  SSMKIT_TEST_CUDA(cudaGetLastError());
+}
+
 // Host tensor stored in a run-time dtype (float, half or bfloat16 bytes).
 struct HostTensor {
   ssmkit::DType dtype = ssmkit::DType::kFloat32;

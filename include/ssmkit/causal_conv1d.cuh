@@ -25,6 +25,7 @@
 #include "config.cuh"
 #include "dispatch.cuh"
 #include "kernel/causal_conv1d.cuh"
+#include "launch.cuh"
 #include "status.cuh"
 #include "types.cuh"
 
@@ -137,8 +138,9 @@ Status causal_conv1d_fwd(const CausalConv1dParams& p, cudaStream_t stream) {
 //! @tparam kWidth filter taps; must equal p.width
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
+//! @param[in] opts   launch options (programmatic dependent launch)
 template <typename T, typename TW, int kWidth>
-Status causal_conv1d_update(const CausalConv1dUpdateParams& p, cudaStream_t stream) {
+Status causal_conv1d_update(const CausalConv1dUpdateParams& p, cudaStream_t stream, const LaunchOptions& opts = {}) {
   SSMKIT_TRY(can_implement(p));
   SSMKIT_TRY((detail::check_conv_types<T, TW>(p.dtype, p.weight_dtype)));
   if (p.width != kWidth)
@@ -147,6 +149,7 @@ Status causal_conv1d_update(const CausalConv1dUpdateParams& p, cudaStream_t stre
                          static_cast<long long>(p.width), kWidth);
   bool vec = false;
   if constexpr (kWidth >= 2) vec = causal_conv1d_update_vec_ok<T, TW>(p);
+  cudaError_t e = cudaSuccess;
   if (vec) {
     using Cfg = ConvUpdateDefaultConfig;
     const bool many = p.batch >= Cfg::kRowsFromBatch;
@@ -156,11 +159,10 @@ Status causal_conv1d_update(const CausalConv1dUpdateParams& p, cudaStream_t stre
     const dim3 grid(static_cast<unsigned>((p.batch + rows - 1) / rows),
                     static_cast<unsigned>(channel_blocks));
     if constexpr (kWidth >= 2) {
-      if (many)
-        causal_conv1d_update_vec_kernel<T, TW, kWidth, Cfg::kRows>
-            <<<grid, kConvUpdateThreads, 0, stream>>>(p);
-      else
-        causal_conv1d_update_vec_kernel<T, TW, kWidth, 1><<<grid, kConvUpdateThreads, 0, stream>>>(p);
+      e = many ? detail::launch_kernel(causal_conv1d_update_vec_kernel<T, TW, kWidth, Cfg::kRows>, grid,
+                                       dim3(kConvUpdateThreads), 0, stream, opts, p)
+               : detail::launch_kernel(causal_conv1d_update_vec_kernel<T, TW, kWidth, 1>, grid,
+                                       dim3(kConvUpdateThreads), 0, stream, opts, p);
     }
   } else {
     const int64_t grid = (p.batch * p.dim + kConvUpdateThreads - 1) / kConvUpdateThreads;
@@ -168,10 +170,9 @@ Status causal_conv1d_update(const CausalConv1dUpdateParams& p, cudaStream_t stre
       return Status::Error(StatusCode::kInvalidArgument,
                            "batch * dim is too large for one launch (%lld blocks)",
                            static_cast<long long>(grid));
-    causal_conv1d_update_kernel<T, TW, kWidth>
-        <<<static_cast<unsigned>(grid), kConvUpdateThreads, 0, stream>>>(p);
+    e = detail::launch_kernel(causal_conv1d_update_kernel<T, TW, kWidth>, dim3(static_cast<unsigned>(grid)),
+                              dim3(kConvUpdateThreads), 0, stream, opts, p);
   }
-  const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return Status::FromCuda(e, "causal_conv1d_update_kernel");
 #if SSMKIT_DEBUG_SYNC
   SSMKIT_CUDA_TRY(cudaStreamSynchronize(stream));
@@ -199,11 +200,12 @@ Status causal_conv1d_fwd_for_dtype(const CausalConv1dParams& p, cudaStream_t str
 
 //! Run-time weight type and width dispatch of the update for one element type.
 template <typename T>
-Status causal_conv1d_update_for_dtype(const CausalConv1dUpdateParams& p, cudaStream_t stream) {
+Status causal_conv1d_update_for_dtype(const CausalConv1dUpdateParams& p, cudaStream_t stream,
+                                      const LaunchOptions& opts) {
   return dispatch_conv_weight_dtype<T>(p.weight_dtype, [&](auto wt) {
     using TW = typename decltype(wt)::type;
     return dispatch_conv_width(p.width, [&](auto w) {
-      return causal_conv1d_update<T, TW, decltype(w)::value>(p, stream);
+      return causal_conv1d_update<T, TW, decltype(w)::value>(p, stream, opts);
     });
   });
 }
@@ -215,9 +217,12 @@ Status causal_conv1d_update_for_dtype(const CausalConv1dUpdateParams& p, cudaStr
 extern template Status detail::causal_conv1d_fwd_for_dtype<float>(const CausalConv1dParams&, cudaStream_t);
 extern template Status detail::causal_conv1d_fwd_for_dtype<__half>(const CausalConv1dParams&, cudaStream_t);
 extern template Status detail::causal_conv1d_fwd_for_dtype<__nv_bfloat16>(const CausalConv1dParams&, cudaStream_t);
-extern template Status detail::causal_conv1d_update_for_dtype<float>(const CausalConv1dUpdateParams&, cudaStream_t);
-extern template Status detail::causal_conv1d_update_for_dtype<__half>(const CausalConv1dUpdateParams&, cudaStream_t);
-extern template Status detail::causal_conv1d_update_for_dtype<__nv_bfloat16>(const CausalConv1dUpdateParams&, cudaStream_t);
+extern template Status detail::causal_conv1d_update_for_dtype<float>(const CausalConv1dUpdateParams&, cudaStream_t,
+                                                                      const LaunchOptions&);
+extern template Status detail::causal_conv1d_update_for_dtype<__half>(const CausalConv1dUpdateParams&, cudaStream_t,
+                                                                      const LaunchOptions&);
+extern template Status detail::causal_conv1d_update_for_dtype<__nv_bfloat16>(const CausalConv1dUpdateParams&, cudaStream_t,
+                                                                      const LaunchOptions&);
 #endif
 
 //! Launches the causal conv1d forward, choosing the kernel from the run-time p.dtype,
@@ -235,10 +240,12 @@ inline Status causal_conv1d_fwd(const CausalConv1dParams& p, cudaStream_t stream
 //! p.weight_dtype and p.width. Validates @p p first; never throws.
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
-inline Status causal_conv1d_update(const CausalConv1dUpdateParams& p, cudaStream_t stream) {
+//! @param[in] opts   launch options (programmatic dependent launch)
+inline Status causal_conv1d_update(const CausalConv1dUpdateParams& p, cudaStream_t stream,
+                                   const LaunchOptions& opts = {}) {
   SSMKIT_TRY(can_implement(p));
   return dispatch_dtype(p.dtype, "dtype", [&](auto tag) {
-    return detail::causal_conv1d_update_for_dtype<typename decltype(tag)::type>(p, stream);
+    return detail::causal_conv1d_update_for_dtype<typename decltype(tag)::type>(p, stream, opts);
   });
 }
 

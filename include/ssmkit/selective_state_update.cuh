@@ -21,6 +21,7 @@
 #include "config.cuh"
 #include "dispatch.cuh"
 #include "kernel/selective_state_update.cuh"
+#include "launch.cuh"
 #include "selective_state_update_params.cuh"
 #include "status.cuh"
 #include "types.cuh"
@@ -43,27 +44,29 @@ struct SelectiveStateUpdateConfig {
 //! The two configurations the run-time launcher chooses between for state capacity
 //! @p kNState, and where it switches.
 //!
-//! - @c Latency: for calls with few states (decoding one or a few sequences). Such a call
-//!   lasts a few memory round trips, so the grid is cut into small blocks that give every SM
-//!   work, and each thread keeps a short chain: one row of at most 16 states.
-//! - @c Bandwidth: for calls with many states. The state is read and written once, so the
-//!   kernel must keep enough bytes in flight per SM (Little's law: about 20 KB per SM of an
-//!   H100 for 90 % of its bandwidth); each thread owns two rows and issues all their loads
-//!   before it uses one, and the register budget is capped for 4 blocks of 128 threads per
-//!   SM at N = 16 (3 from N = 32 on, where 128 registers would spill A).
+//! - @c Latency: for calls with few rows (decoding one or a few sequences). Such a call lasts
+//!   a few memory round trips; at N = 16 one thread takes a whole row (no shuffles) in blocks
+//!   of 32 threads that spread over every SM, from N = 32 a row is spread over lanes with 16
+//!   states each, in blocks of 64.
+//! - @c Bandwidth: for calls with many rows. The state is read and written once, so the kernel
+//!   must keep enough bytes in flight per SM (Little's law: about 20 KB per SM of an H100 for
+//!   90 % of its bandwidth): at N = 16, 8 states per thread with the register budget capped
+//!   for 12 blocks of 64 threads per SM (the Mamba-1 form holds A per state: occupancy
+//!   matters); from N = 32, 32 states per thread in blocks of 128.
 //!
-//! The switch is where the latency configuration would need about two waves of an H100
-//! (132 SMs x 2048 threads): from @c kBandwidthThreads of its threads on. The choices and the
-//! switch were measured on an H100 (bench/NOTES.md, "Decode step").
+//! The switch is at @c kBandwidthThreads threads of the latency configuration. The choices
+//! and the switch are the fastest of a sweep over batch 1-128 on an H100 at the Mamba-1 2.8b
+//! and Mamba-2 2.7b shapes (bench/NOTES.md, "Decode step").
 //! @tparam kNState state capacity (16, 32, 64, 128 or 256)
 template <int kNState>
 struct SelectiveStateUpdateDefaults {
-  //! Configuration for few states.
-  using Latency = SelectiveStateUpdateConfig<(kNState < 32 ? kNState : 32) / 2, 1, 64>;
-  //! Configuration for many states.
-  using Bandwidth = SelectiveStateUpdateConfig<(kNState < 32 ? kNState : 32) / 2, 2, 128, (kNState < 32 ? 4 : 3)>;
+  //! Configuration for few rows.
+  using Latency = SelectiveStateUpdateConfig<(kNState < 32 ? kNState : 16), 1, (kNState < 32 ? 32 : 64)>;
+  //! Configuration for many rows.
+  using Bandwidth = SelectiveStateUpdateConfig<(kNState < 32 ? 8 : 32), 1, (kNState < 32 ? 64 : 128),
+                                               (kNState < 32 ? 12 : 1)>;
   //! Calls with at least this many threads of the latency configuration use @c Bandwidth.
-  static constexpr int64_t kBandwidthThreads = int64_t{1} << 19;
+  static constexpr int64_t kBandwidthThreads = kNState < 32 ? int64_t{1} << 14 : int64_t{1} << 19;
 };
 
 namespace detail {
@@ -96,7 +99,7 @@ inline bool ssu_vectorizable(const SelectiveStateUpdateParams& p, int64_t nstate
 
 // Launches the kernel of Traits on p (already validated).
 template <class Traits>
-Status ssu_launch(const SelectiveStateUpdateParams& p, cudaStream_t stream) {
+Status ssu_launch(const SelectiveStateUpdateParams& p, cudaStream_t stream, const LaunchOptions& opts) {
   // x: the rows of one batch row; y (and z beyond 65535): the batch rows.
   const int64_t gx = Traits::grid_x(p);
   const int64_t gz = (p.batch + 65534) / 65535;
@@ -104,8 +107,8 @@ Status ssu_launch(const SelectiveStateUpdateParams& p, cudaStream_t stream) {
   if (gx > 0x7fffffff || gz > 65535)
     return Status::Error(StatusCode::kInvalidArgument, "batch * nheads * headdim is too large for one launch");
   const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(gz));
-  selective_state_update_kernel<Traits><<<grid, Traits::kThreads, 0, stream>>>(p);
-  const cudaError_t e = cudaGetLastError();
+  const cudaError_t e =
+      launch_kernel(selective_state_update_kernel<Traits>, grid, dim3(Traits::kThreads), 0, stream, opts, p);
   if (e != cudaSuccess) return Status::FromCuda(e, "selective_state_update_kernel");
 #if SSMKIT_DEBUG_SYNC
   SSMKIT_CUDA_TRY(cudaStreamSynchronize(stream));
@@ -120,9 +123,9 @@ using SsuTraitsOf = SelectiveStateUpdateTraits<T, TState, kNState, Cfg::kStatesP
 
 // Launches configuration Cfg as the all-vector kernel (A broadcast over dstate or not).
 template <typename T, typename TState, int kNState, class Cfg>
-Status ssu_launch_vec(const SelectiveStateUpdateParams& p, cudaStream_t stream) {
-  if (p.A_dstate_stride == 0) return ssu_launch<SsuTraitsOf<T, TState, kNState, Cfg, true, true>>(p, stream);
-  return ssu_launch<SsuTraitsOf<T, TState, kNState, Cfg, false, true>>(p, stream);
+Status ssu_launch_vec(const SelectiveStateUpdateParams& p, cudaStream_t stream, const LaunchOptions& opts) {
+  if (p.A_dstate_stride == 0) return ssu_launch<SsuTraitsOf<T, TState, kNState, Cfg, true, true>>(p, stream, opts);
+  return ssu_launch<SsuTraitsOf<T, TState, kNState, Cfg, false, true>>(p, stream, opts);
 }
 
 // Checks the compile-time types and capacity against p.
@@ -158,14 +161,16 @@ Status ssu_check_instance(const SelectiveStateUpdateParams& p) {
 //! @tparam kMinBlocksPerSM  blocks per SM the register budget is sized for
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
+//! @param[in] opts   launch options (programmatic dependent launch)
 template <typename T, typename TState, int kNState, int kStatesPerThread = 8, int kRowsPerThread = 1,
           int kThreads = 64, int kMinBlocksPerSM = 1>
-Status selective_state_update(const SelectiveStateUpdateParams& p, cudaStream_t stream) {
+Status selective_state_update(const SelectiveStateUpdateParams& p, cudaStream_t stream,
+                              const LaunchOptions& opts = {}) {
   using Cfg = SelectiveStateUpdateConfig<kStatesPerThread, kRowsPerThread, kThreads, kMinBlocksPerSM>;
   SSMKIT_TRY(can_implement(p));
   SSMKIT_TRY((detail::ssu_check_instance<T, TState, kNState>(p)));
-  if (detail::ssu_vectorizable(p, kNState)) return detail::ssu_launch_vec<T, TState, kNState, Cfg>(p, stream);
-  return detail::ssu_launch<detail::SsuTraitsOf<T, TState, kNState, Cfg, false, false>>(p, stream);
+  if (detail::ssu_vectorizable(p, kNState)) return detail::ssu_launch_vec<T, TState, kNState, Cfg>(p, stream, opts);
+  return detail::ssu_launch<detail::SsuTraitsOf<T, TState, kNState, Cfg, false, false>>(p, stream, opts);
 }
 
 namespace detail {
@@ -182,24 +187,25 @@ bool ssu_uses_bandwidth_config(const SelectiveStateUpdateParams& p) {
 // SelectiveStateUpdateDefaults by the number of states; calls that cannot be all-vector run
 // the element-wise fallback in the latency configuration.
 template <typename T, typename TState, int kNState>
-Status ssu_launch_default(const SelectiveStateUpdateParams& p, cudaStream_t stream) {
+Status ssu_launch_default(const SelectiveStateUpdateParams& p, cudaStream_t stream, const LaunchOptions& opts) {
   using Defaults = SelectiveStateUpdateDefaults<kNState>;
   SSMKIT_TRY((ssu_check_instance<T, TState, kNState>(p)));
   if (!ssu_vectorizable(p, kNState))
-    return ssu_launch<SsuTraitsOf<T, TState, kNState, typename Defaults::Latency, false, false>>(p, stream);
+    return ssu_launch<SsuTraitsOf<T, TState, kNState, typename Defaults::Latency, false, false>>(p, stream, opts);
   if (ssu_uses_bandwidth_config<kNState>(p))
-    return ssu_launch_vec<T, TState, kNState, typename Defaults::Bandwidth>(p, stream);
-  return ssu_launch_vec<T, TState, kNState, typename Defaults::Latency>(p, stream);
+    return ssu_launch_vec<T, TState, kNState, typename Defaults::Bandwidth>(p, stream, opts);
+  return ssu_launch_vec<T, TState, kNState, typename Defaults::Latency>(p, stream, opts);
 }
 
 //! Run-time state_dtype and dstate dispatch for one activation type (explicitly instantiated
 //! per dtype by projects that want one translation unit per dtype; see SSMKIT_EXTERN_INSTANCES).
 template <typename T>
-Status selective_state_update_for_dtype(const SelectiveStateUpdateParams& p, cudaStream_t stream) {
+Status selective_state_update_for_dtype(const SelectiveStateUpdateParams& p, cudaStream_t stream,
+                                        const LaunchOptions& opts) {
   return dispatch_dtype(p.state_dtype, "state_dtype", [&](auto tag) {
     using TS = typename decltype(tag)::type;
     return dispatch_scan_dstate(p.dstate, [&](auto n) {
-      return ssu_launch_default<T, TS, decltype(n)::value>(p, stream);
+      return ssu_launch_default<T, TS, decltype(n)::value>(p, stream, opts);
     });
   });
 }
@@ -208,9 +214,12 @@ Status selective_state_update_for_dtype(const SelectiveStateUpdateParams& p, cud
 
 #if defined(SSMKIT_EXTERN_INSTANCES)
 // The including project instantiates these in translation units of its own, one per dtype.
-extern template Status detail::selective_state_update_for_dtype<float>(const SelectiveStateUpdateParams&, cudaStream_t);
-extern template Status detail::selective_state_update_for_dtype<__half>(const SelectiveStateUpdateParams&, cudaStream_t);
-extern template Status detail::selective_state_update_for_dtype<__nv_bfloat16>(const SelectiveStateUpdateParams&, cudaStream_t);
+extern template Status detail::selective_state_update_for_dtype<float>(const SelectiveStateUpdateParams&, cudaStream_t,
+                                                                        const LaunchOptions&);
+extern template Status detail::selective_state_update_for_dtype<__half>(const SelectiveStateUpdateParams&, cudaStream_t,
+                                                                        const LaunchOptions&);
+extern template Status detail::selective_state_update_for_dtype<__nv_bfloat16>(const SelectiveStateUpdateParams&, cudaStream_t,
+                                                                        const LaunchOptions&);
 #endif
 
 //! Launches the decode step, choosing the kernel from the run-time p.dtype, p.state_dtype and
@@ -218,10 +227,12 @@ extern template Status detail::selective_state_update_for_dtype<__nv_bfloat16>(c
 //! (SelectiveStateUpdateDefaults). Validates @p p with can_implement() first; never throws.
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
-inline Status selective_state_update(const SelectiveStateUpdateParams& p, cudaStream_t stream) {
+//! @param[in] opts   launch options (programmatic dependent launch)
+inline Status selective_state_update(const SelectiveStateUpdateParams& p, cudaStream_t stream,
+                                     const LaunchOptions& opts = {}) {
   SSMKIT_TRY(can_implement(p));
   return dispatch_dtype(p.dtype, "dtype", [&](auto tag) {
-    return detail::selective_state_update_for_dtype<typename decltype(tag)::type>(p, stream);
+    return detail::selective_state_update_for_dtype<typename decltype(tag)::type>(p, stream, opts);
   });
 }
 

@@ -12,6 +12,7 @@
 #include "causal_conv1d_params.cuh"
 #include "config.cuh"
 #include "dispatch.cuh"
+#include "launch.cuh"
 #include "math.cuh"
 #include "reference/causal_conv1d.cuh"
 #include "reference/selective_scan.cuh"

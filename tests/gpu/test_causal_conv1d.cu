@@ -496,6 +496,43 @@ TEST_CASE("conv1d update: large batch (two entries per thread)", "[gpu][conv1d][
     }
 }
 
+TEST_CASE("conv1d update: programmatic dependent launch after a kernel that writes the inputs",
+          "[gpu][conv1d][pdl][sanitize]") {
+  // The vectorised kernel (batch 1 and 300: one and two entries per thread) and the general
+  // one (circular buffer with indices), in a stream and in a graph: the update must see the
+  // producer's x and state, not the poison before them.
+  cudaStream_t s;
+  SSMKIT_TEST_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  uint64_t seed = 5100;
+  for (int variant = 0; variant < 3; ++variant)
+    for (bool graph : {false, true}) {
+      UpdCase c;
+      c.dim = 1024;
+      c.batch = variant == 1 ? 300 : 1;
+      c.circular = c.indices = variant == 2;
+      c.seed = ++seed;
+      INFO(c.name() << (graph ? " (pdl, graph)" : " (pdl)"));
+      UpdProblem pb(c);
+      pb.dout.poison();
+      DeviceBuffer staged_x, staged_state;
+      stage_and_poison(pb.dx, staged_x);
+      stage_and_poison(pb.dstate, staged_state);
+      ssmkit::Status st;
+      run_on_stream(s, graph, [&](cudaStream_t q) {
+        restore_behind_producer(pb.dx, staged_x, q);
+        restore_behind_producer(pb.dstate, staged_state, q);
+        ssmkit::LaunchOptions opts;
+        opts.pdl = true;
+        st = ssmkit::causal_conv1d_update(pb.dev, q, opts);
+      });
+      INFO(st.message());
+      REQUIRE(st.ok());
+      SSMKIT_TEST_CUDA(cudaStreamSynchronize(s));
+      pb.check();
+    }
+  SSMKIT_TEST_CUDA(cudaStreamDestroy(s));
+}
+
 TEST_CASE("conv1d: launches under CUDA graph capture", "[gpu][conv1d][graph][sanitize]") {
   cudaStream_t s;
   SSMKIT_TEST_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));

@@ -16,7 +16,10 @@ using ssmkit::DType;
 
 namespace {
 
-enum class Launch { kDispatch, kGraph };
+// kPdl, kPdlGraph: the state and x are written by a kernel just before (delayed_copy_kernel,
+// which lets dependents start at once) and the step is launched with programmatic dependent
+// launch, in a stream or captured in a graph.
+enum class Launch { kDispatch, kGraph, kPdl, kPdlGraph };
 
 using Launcher = ssmkit::Status (*)(const ssmkit::SelectiveStateUpdateParams&, cudaStream_t);
 
@@ -28,27 +31,36 @@ ssmkit::Status run_time_launcher(const ssmkit::SelectiveStateUpdateParams& p, cu
 // (updated slots against the reference, all others bit for bit unchanged) and the
 // intermediate states.
 void check_case(const SsuCase& c, Launch how = Launch::kDispatch, Launcher launch = run_time_launcher) {
-  INFO(c.name() << (how == Launch::kGraph ? " (graph)" : ""));
+  const char* const how_name[] = {"", " (graph)", " (pdl)", " (pdl, graph)"};
+  INFO(c.name() << how_name[int(how)]);
   SsuProblem pb(c);
   if (how == Launch::kDispatch) {
     const ssmkit::Status st = launch(pb.dev, nullptr);
     INFO(st.message());
     REQUIRE(st.ok());
   } else {
+    const bool pdl = how == Launch::kPdl || how == Launch::kPdlGraph;
     cudaStream_t s;
     SSMKIT_TEST_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    cudaGraph_t g;
-    SSMKIT_TEST_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    const ssmkit::Status st = launch(pb.dev, s);
-    SSMKIT_TEST_CUDA(cudaStreamEndCapture(s, &g));
+    DeviceBuffer staged_state, staged_x;
+    if (pdl) {
+      stage_and_poison(pb.dstate, staged_state);
+      stage_and_poison(pb.dx, staged_x);
+    }
+    ssmkit::Status st;
+    run_on_stream(s, how != Launch::kPdl, [&](cudaStream_t q) {
+      if (!pdl) {
+        st = launch(pb.dev, q);
+        return;
+      }
+      restore_behind_producer(pb.dstate, staged_state, q);
+      restore_behind_producer(pb.dx, staged_x, q);
+      ssmkit::LaunchOptions opts;
+      opts.pdl = true;
+      st = ssmkit::selective_state_update(pb.dev, q, opts);
+    });
     INFO(st.message());
     REQUIRE(st.ok());
-    cudaGraphExec_t ge;
-    SSMKIT_TEST_CUDA(cudaGraphInstantiate(&ge, g, 0));
-    SSMKIT_TEST_CUDA(cudaGraphLaunch(ge, s));
-    SSMKIT_TEST_CUDA(cudaStreamSynchronize(s));
-    SSMKIT_TEST_CUDA(cudaGraphExecDestroy(ge));
-    SSMKIT_TEST_CUDA(cudaGraphDestroy(g));
     SSMKIT_TEST_CUDA(cudaStreamDestroy(s));
   }
   SSMKIT_TEST_CUDA(cudaDeviceSynchronize());
@@ -225,6 +237,21 @@ TEST_CASE("state update: under CUDA graph capture", "[gpu][decode][graph][saniti
     c.seed = 31 + m2;
     check_case(c, Launch::kGraph);
   }
+}
+
+TEST_CASE("state update: programmatic dependent launch after a kernel that writes the inputs",
+          "[gpu][decode][pdl][sanitize]") {
+  // Batch 1 (the latency configuration) and 64 (the bandwidth one), both forms, in a stream
+  // and in a graph: the step must see the producer's state and x, not the poison before them.
+  uint64_t seed = 4100;
+  for (int64_t batch : {int64_t{1}, int64_t{64}})
+    for (bool m2 : {false, true})
+      for (Launch how : {Launch::kPdl, Launch::kPdlGraph}) {
+        SsuCase c = m2 ? SsuCase{} : SsuCase::mamba1(batch, 256, 16);
+        if (m2) c.batch = batch;
+        c.seed = ++seed;
+        check_case(c, how);
+      }
 }
 
 TEST_CASE("state update: compile-time launcher checks its template arguments", "[gpu][decode]") {

@@ -313,11 +313,11 @@ TEST_CASE("state update: the all-vector kernel is chosen only where every row is
 TEST_CASE("state update: the run-time launcher's configuration by batch size", "[host][decode]") {
   using ssmkit::detail::ssu_uses_bandwidth_config;
   // Mamba-1 2.8b (dim 5120, N 16) and Mamba-2 2.7b (80 heads of 64, N 128): the latency
-  // configuration up to a batch of 32 and 8, the bandwidth configuration from 64 and 16.
+  // configuration up to a batch of 2 and 8, the bandwidth configuration from 4 and 16.
   for (int64_t batch : {1, 2, 4, 8, 16, 32, 64, 128}) {
     INFO("batch " << batch);
     const auto m1 = ssmkit::make_selective_state_update_params(DType::kBFloat16, DType::kFloat32, batch, 5120, 1, 16);
-    CHECK(ssu_uses_bandwidth_config<16>(m1) == (batch >= 64));
+    CHECK(ssu_uses_bandwidth_config<16>(m1) == (batch >= 4));
     const auto m2 = ssmkit::make_selective_state_update_params(DType::kBFloat16, DType::kFloat32, batch, 80, 64, 128);
     CHECK(ssu_uses_bandwidth_config<128>(m2) == (batch >= 16));
   }

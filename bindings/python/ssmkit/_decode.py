@@ -18,13 +18,17 @@ _NAMES = ("state", "dt", "A", "B", "C", "D", "z", "dt_bias", "state_batch_indice
 
 # torch pieces looked up once, at the first call with torch tensors.
 _torch_fast = None
+# torch.Tensor once torch has been seen: an exact type check instead of _framework().
+_torch_tensor = None
 
 
 def _torch_pieces():
-    global _torch_fast
+    global _torch_fast, _torch_tensor
     if _torch_fast is None:
         import torch
         import torch.utils.dlpack
+
+        _torch_tensor = torch.Tensor
 
         raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
         if raw is None:
@@ -44,9 +48,9 @@ def _check_frameworks(fw, x, args):
 
 def _torch_call(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus, sbi, dsbi, inter, out, stream):
     torch, cap, raw_stream = _torch_pieces()
-    if not x.is_cuda:
+    device = x.get_device()  # -1 for a CPU tensor
+    if device < 0:
         raise ValueError(f"x must be a CUDA tensor, got a tensor on {x.device}")
-    device = x.get_device()
     current = raw_stream(device)
     if stream is None:
         stream = current
@@ -165,7 +169,7 @@ def selective_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, 
     if stream is not None and (isinstance(stream, bool) or not isinstance(stream, int) or stream < 0):
         raise ValueError(f"stream must be a non-negative int (a cudaStream_t) or None, got {stream!r}")
 
-    fw = _framework(x)
+    fw = "torch" if type(x) is _torch_tensor else _framework(x)
     if fw is None:
         raise ValueError(f"x must be a CUDA tensor (torch or cupy); got {_type_name(x)}")
     if fw == "torch":

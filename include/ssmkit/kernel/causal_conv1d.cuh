@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "../block/conv1d_tile.cuh"
+#include "../launch.cuh"
 #include "../causal_conv1d_params.cuh"
 #include "../config.cuh"
 #include "../math.cuh"
@@ -467,20 +468,6 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
 //! Threads per block of the conv1d update kernels.
 constexpr int kConvUpdateThreads = 128;
 
-namespace detail {
-
-// Programmatic dependent launch (sm_90 and newer): wait until the grids this one depends on
-// have completed and their writes are visible; then let a dependent grid launched with the
-// programmatic stream serialization attribute start its blocks. Both are no-ops for a grid
-// launched without that attribute.
-SSMKIT_DEVICE void conv_update_grid_dependency() {
-#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
-
-}  // namespace detail
 
 //! The causal conv1d decode-update kernel: one thread per (batch entry, channel), the state
 //! row read once and written once, no shared memory. Launch with
@@ -493,7 +480,7 @@ template <typename T, typename TW, int kWidth>
 __global__ void __launch_bounds__(kConvUpdateThreads)
     causal_conv1d_update_kernel(const CausalConv1dUpdateParams p) {
   constexpr int kW = kWidth;
-  detail::conv_update_grid_dependency();
+  detail::grid_dependency_sync();
   const int64_t idx = int64_t(blockIdx.x) * kConvUpdateThreads + threadIdx.x;
   if (idx >= p.batch * p.dim) return;
   const int64_t d = idx % p.dim;
@@ -606,7 +593,7 @@ __global__ void __launch_bounds__(kConvUpdateThreads)
   constexpr int kWv = kV * kW * static_cast<int>(sizeof(TW)) / 16;  // 16-byte vectors of taps
   constexpr int kBv = kV * static_cast<int>(sizeof(TW)) / 16;       // and of bias
   static_assert(kWidth >= 2, "the vector update keeps at least one input");
-  detail::conv_update_grid_dependency();
+  detail::grid_dependency_sync();
   const int64_t d0 = (int64_t(blockIdx.y) * kConvUpdateThreads + threadIdx.x) * kV;
   if (d0 >= p.dim) return;
   const int64_t b0 = int64_t(blockIdx.x) * kRows;

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "../config.cuh"
+#include "../launch.cuh"
 #include "../math.cuh"
 #include "../selective_state_update_params.cuh"
 #include "../types.cuh"
@@ -182,7 +183,9 @@ struct SsuTokenInputs {
 //!
 //! Every load of a token is issued before any instruction waits for one (values stay in
 //! their storage type until used), and the state loads go first: a call costs one memory
-//! round trip (two with state_batch_indices, whose slot the state address waits for).
+//! round trip (two with state_batch_indices, whose slot the state address waits for). Safe to
+//! launch with programmatic dependent launch (LaunchOptions::pdl): it touches no memory before
+//! the preceding grid is done.
 //! @tparam Traits a SelectiveStateUpdateTraits
 template <class Traits>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
@@ -197,6 +200,7 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
   constexpr int kRowGroups = Traits::kRowGroups;
   constexpr bool kVec = Traits::kVec;
 
+  detail::grid_dependency_sync();
   const int64_t b = blockIdx.y + int64_t(blockIdx.z) * gridDim.y;
   if (b >= p.batch) return;  // whole block
   const int64_t src = p.state_batch_indices ? int64_t(__ldg(p.state_batch_indices + b)) : b;
