@@ -54,10 +54,12 @@ struct ConvDefaultConfig {
 };
 
 //! Default configuration of the conv1d decode update: batch entries per thread of the
-//! vectorised kernel, used when the batch holds at least kRowsFromBatch entries (fewer
-//! entries per thread keep more threads busy at small batch).
+//! vectorised kernel, used when the batch holds at least kRowsFromBatch entries. On an H100
+//! (D 10240, W 4, bf16) one entry per thread was the fastest at batch 64 and 256: two and four
+//! entries per thread measured 7-10 % slower (bench/results/2026-11-25-0233-h100-sxm-conv1d-sweep.txt),
+//! so large batches also take one.
 struct ConvUpdateDefaultConfig {
-  static constexpr int kRows = 2;                //!< Entries per thread at large batch.
+  static constexpr int kRows = 1;                //!< Entries per thread at large batch.
   static constexpr int64_t kRowsFromBatch = 128;  //!< Smallest batch that uses kRows.
 };
 

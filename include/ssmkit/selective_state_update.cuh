@@ -97,8 +97,36 @@ inline bool ssu_vectorizable(const SelectiveStateUpdateParams& p, int64_t nstate
   return true;
 }
 
-// Launches the kernel of Traits on p (already validated).
-template <class Traits>
+// True if p is in the serving layout of selective_state_update_serving_kernel (on top of
+// ssu_vectorizable()): one token, no intermediate states, batch below 65536, and within a
+// batch row state, x, z, out (and A unless broadcast over dstate) contiguous over (head,
+// channel[, state]), B and C over (group, state), and dt, dt_bias and D one value per head
+// (stride 1 over heads; stride 0 over channels unless headdim is 1), with fewer than 2^31
+// states per batch row.
+inline bool ssu_serving_layout(const SelectiveStateUpdateParams& p) noexcept {
+  const int64_t H = p.nheads, P = p.headdim, N = p.dstate, G = p.ngroups;
+  auto dim_ok = [](int64_t size, int64_t stride, int64_t want) { return size <= 1 || stride == want; };
+  auto per_head = [&](int64_t head_stride, int64_t dim_stride) {
+    return dim_ok(H, head_stride, 1) && (P == 1 || dim_stride == 0);
+  };
+  auto rows = [&](int64_t head_stride, int64_t dim_stride) {
+    return dim_ok(P, dim_stride, 1) && dim_ok(H, head_stride, P);
+  };
+  if (p.ntokens != 1 || p.intermediate_states != nullptr || p.batch > 65535) return false;
+  if (H * P * N >= (int64_t{1} << 31)) return false;
+  if (!dim_ok(P, p.state_dim_stride, N) || !dim_ok(H, p.state_head_stride, P * N)) return false;
+  if (!rows(p.x_head_stride, p.x_dim_stride) || !rows(p.out_head_stride, p.out_dim_stride)) return false;
+  if (p.z && !rows(p.z_head_stride, p.z_dim_stride)) return false;
+  if (!per_head(p.dt_head_stride, p.dt_dim_stride)) return false;
+  if (p.D && !per_head(p.D_head_stride, p.D_dim_stride)) return false;
+  if (p.dt_bias && !per_head(p.dt_bias_head_stride, p.dt_bias_dim_stride)) return false;
+  if (!dim_ok(G, p.B_group_stride, N) || !dim_ok(G, p.C_group_stride, N)) return false;
+  if (p.A_dstate_stride == 0) return per_head(p.A_head_stride, p.A_dim_stride);
+  return dim_ok(P, p.A_dim_stride, N) && dim_ok(H, p.A_head_stride, P * N);
+}
+
+// Launches the kernel of Traits on p (already validated); the serving kernel if kServing.
+template <class Traits, bool kServing = false>
 Status ssu_launch(const SelectiveStateUpdateParams& p, cudaStream_t stream, const LaunchOptions& opts) {
   // x: the rows of one batch row; y (and z beyond 65535): the batch rows.
   const int64_t gx = Traits::grid_x(p);
@@ -107,8 +135,11 @@ Status ssu_launch(const SelectiveStateUpdateParams& p, cudaStream_t stream, cons
   if (gx > 0x7fffffff || gz > 65535)
     return Status::Error(StatusCode::kInvalidArgument, "batch * nheads * headdim is too large for one launch");
   const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(gz));
-  const cudaError_t e =
-      launch_kernel(selective_state_update_kernel<Traits>, grid, dim3(Traits::kThreads), 0, stream, opts, p);
+  cudaError_t e;
+  if constexpr (kServing)
+    e = launch_kernel(selective_state_update_serving_kernel<Traits>, grid, dim3(Traits::kThreads), 0, stream, opts, p);
+  else
+    e = launch_kernel(selective_state_update_kernel<Traits>, grid, dim3(Traits::kThreads), 0, stream, opts, p);
   if (e != cudaSuccess) return Status::FromCuda(e, "selective_state_update_kernel");
 #if SSMKIT_DEBUG_SYNC
   SSMKIT_CUDA_TRY(cudaStreamSynchronize(stream));
@@ -121,9 +152,20 @@ template <typename T, typename TState, int kNState, class Cfg, bool kScalarA, bo
 using SsuTraitsOf = SelectiveStateUpdateTraits<T, TState, kNState, Cfg::kStatesPerThread, Cfg::kRowsPerThread,
                                                Cfg::kThreads, Cfg::kMinBlocksPerSM, kScalarA, kVec>;
 
-// Launches configuration Cfg as the all-vector kernel (A broadcast over dstate or not).
+// Launches configuration Cfg as the all-vector kernel (A broadcast over dstate or not), or
+// as the serving kernel where the layout allows it, Cfg has one row per thread and the
+// capacity is 16 (Mamba-1). On an H100 the serving kernel took Mamba-1 2.8b batch 1 from
+// 2.11 to 1.94 us and batch 128 from 31.9 to 30.5 us; at Mamba-2 2.7b (N = 128) it was no
+// faster at batch 1 and 3.5 % slower at batch 128, so larger capacities keep the general
+// kernel (bench/NOTES.md, "Decode step").
 template <typename T, typename TState, int kNState, class Cfg>
 Status ssu_launch_vec(const SelectiveStateUpdateParams& p, cudaStream_t stream, const LaunchOptions& opts) {
+  if constexpr (Cfg::kRowsPerThread == 1 && kNState == 16) {
+    if (ssu_serving_layout(p)) {
+      if (p.A_dstate_stride == 0) return ssu_launch<SsuTraitsOf<T, TState, kNState, Cfg, true, true>, true>(p, stream, opts);
+      return ssu_launch<SsuTraitsOf<T, TState, kNState, Cfg, false, true>, true>(p, stream, opts);
+    }
+  }
   if (p.A_dstate_stride == 0) return ssu_launch<SsuTraitsOf<T, TState, kNState, Cfg, true, true>>(p, stream, opts);
   return ssu_launch<SsuTraitsOf<T, TState, kNState, Cfg, false, true>>(p, stream, opts);
 }

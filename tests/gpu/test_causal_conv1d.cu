@@ -145,6 +145,17 @@ struct FwdProblem {
   }
 };
 
+// The channel-first kernel of the default configuration (W 4) on a grid of `blocks` blocks,
+// fewer than the tiles: every block walks several tiles, crossing rows.
+template <typename T>
+ssmkit::Status launch_channel_first_grid(const ssmkit::CausalConv1dParams& p, unsigned blocks) {
+  using Cfg = ssmkit::ConvDefaultConfig<T, false, 4>;
+  using Tr = ssmkit::CausalConv1dTraits<T, T, 4, Cfg::kTileLen, false, Cfg::kMinBlocksPerSM>;
+  ssmkit::causal_conv1d_fwd_channel_first_kernel<Tr><<<blocks, Tr::kThreads>>>(p);
+  const cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? ssmkit::Status::Ok() : ssmkit::Status::FromCuda(e, "channel-first kernel");
+}
+
 void check_fwd(const FwdCase& c) {
   INFO(c.name());
   FwdProblem pb(c);
@@ -232,8 +243,8 @@ TEST_CASE("conv1d forward: one factor at a time", "[gpu][conv1d][sanitize]") {
 }
 
 TEST_CASE("conv1d forward: several tiles per block and long runs per thread", "[gpu][conv1d][sanitize]") {
-  // Channel-first: more tiles than one resident wave of blocks, so that blocks walk several
-  // tiles (crossing rows) with the next one in flight. Channel-last: few (batch, channel
+  // Channel-first: the launcher (one block per tile), and 7 blocks for all the tiles, so that
+  // blocks walk several tiles (crossing rows) with the next one in flight. Channel-last: few (batch, channel
   // group) columns, so that each thread walks a run of several chunks.
   uint64_t seed = 1200;
   for (DType t : kTypes)
@@ -251,6 +262,15 @@ TEST_CASE("conv1d forward: several tiles per block and long runs per thread", "[
         c.seq_idx = opt == 2;
         c.seed = seed++;
         check_fwd(c);
+        if (!last) {  // the launcher gives one block per tile: also a grid of 7 blocks
+          INFO(c.name() << " (7 blocks)");
+          FwdProblem pb(c);
+          pb.dout.poison();
+          pb.dfinal.poison();
+          pb.check(t == DType::kFloat32   ? launch_channel_first_grid<float>(pb.dev, 7)
+                   : t == DType::kFloat16 ? launch_channel_first_grid<__half>(pb.dev, 7)
+                                          : launch_channel_first_grid<__nv_bfloat16>(pb.dev, 7));
+        }
       }
 }
 
@@ -479,7 +499,9 @@ TEST_CASE("conv1d update: small cases", "[gpu][conv1d][sanitize]") {
   check_upd(c);
 }
 
-TEST_CASE("conv1d update: large batch (two entries per thread)", "[gpu][conv1d][sanitize]") {
+TEST_CASE("conv1d update: large batch (and two entries per thread)", "[gpu][conv1d][sanitize]") {
+  // The launcher (one entry per thread), then the vectorised kernel with two entries per
+  // thread launched directly.
   uint64_t seed = 3500;
   for (DType t : kTypes)
     for (bool ind : {false, true}) {
@@ -493,6 +515,22 @@ TEST_CASE("conv1d update: large batch (two entries per thread)", "[gpu][conv1d][
       c.indices = ind;
       c.seed = seed++;
       check_upd(c);
+      INFO(c.name() << " (two entries per thread)");
+      UpdProblem pb(c);
+      pb.dout.poison();
+      const int vec = 16 / ssmkit::dtype_size(t);
+      const dim3 grid(unsigned((c.batch + 1) / 2),
+                      unsigned((c.dim / vec + ssmkit::kConvUpdateThreads - 1) / ssmkit::kConvUpdateThreads));
+      if (t == DType::kFloat32)
+        ssmkit::causal_conv1d_update_vec_kernel<float, float, 4, 2><<<grid, ssmkit::kConvUpdateThreads>>>(pb.dev);
+      else if (t == DType::kFloat16)
+        ssmkit::causal_conv1d_update_vec_kernel<__half, __half, 4, 2><<<grid, ssmkit::kConvUpdateThreads>>>(pb.dev);
+      else
+        ssmkit::causal_conv1d_update_vec_kernel<__nv_bfloat16, __nv_bfloat16, 4, 2>
+            <<<grid, ssmkit::kConvUpdateThreads>>>(pb.dev);
+      SSMKIT_TEST_CUDA(cudaGetLastError());
+      SSMKIT_TEST_CUDA(cudaDeviceSynchronize());
+      pb.check();
     }
 }
 

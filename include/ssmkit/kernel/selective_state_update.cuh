@@ -410,4 +410,116 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
   if (dst >= 0) store_rows(state + dst * p.state_batch_stride, row_off);
 }
 
+//! The decode step for the serving layout (see detail::ssu_serving_layout()): one token, no
+//! intermediate states, dstate equal to the capacity, and every tensor laid out as the model
+//! layers pass them: within a batch row, state, x, z, out and A contiguous over (head,
+//! channel[, state]), B and C over (group, state), dt, dt_bias and D one value per head (or
+//! per channel where headdim is 1), batch below 65536. Batch offsets (and state slots) keep
+//! their 64-bit strides; everything else is 32-bit index arithmetic on a few parameters, so
+//! a warp issues its loads after a short prologue. Same results as
+//! selective_state_update_kernel, whose configuration it shares (one row per thread).
+//! @tparam Traits a SelectiveStateUpdateTraits with kRowsPerThread_ = 1 and kVec_ = true
+template <class Traits>
+__global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
+    selective_state_update_serving_kernel(const SelectiveStateUpdateParams p) {
+  using T = typename Traits::Element;
+  using TS = typename Traits::State;
+  using detail::SsuPath;
+  constexpr int kN = Traits::kNState;
+  constexpr int kS = Traits::kStatesPerThread;
+  constexpr int kChunks = Traits::kChunks;
+  constexpr int kLanes = Traits::kLanes;
+  static_assert(Traits::kRowsPerThread == 1 && Traits::kVec, "the serving kernel takes one row per thread");
+
+  detail::grid_dependency_sync();
+  const int b = static_cast<int>(blockIdx.y);
+  const int64_t src = p.state_batch_indices ? int64_t(__ldg(p.state_batch_indices + b)) : b;
+  const int64_t dst = p.dst_state_batch_indices ? int64_t(__ldg(p.dst_state_batch_indices + b)) : src;
+  const int lane = static_cast<int>(threadIdx.x % kLanes);
+  const int P = static_cast<int>(p.headdim);
+  const int rows = static_cast<int>(p.nheads) * P;
+  int r = static_cast<int>(blockIdx.x) * Traits::kRowsPerBlock + static_cast<int>(threadIdx.x / kLanes);
+  const bool live = r < rows;
+  if (!live) r = rows - 1;  // reads the last row, writes nothing
+  unsigned hu, cu;
+  detail::ssu_divmod(static_cast<unsigned>(r), static_cast<unsigned>(P), hu, cu);
+  const int h = static_cast<int>(hu);
+  int g = 0;
+  if (p.ngroups > 1) {
+    unsigned gu, ru;
+    detail::ssu_divmod(hu, static_cast<unsigned>(p.nheads / p.ngroups), gu, ru);
+    g = static_cast<int>(gu);
+  }
+
+  // 1. The state (unless the row is padding), then every other input.
+  TS* const state = static_cast<TS*>(p.state);
+  const int srow = r * kN;
+  detail::SsuRaw<TS, kS> sraw;
+  if (src >= 0) {
+    const TS* sp = state + src * p.state_batch_stride + srow;
+#pragma unroll
+    for (int k = 0; k < kChunks; ++k)
+      detail::ssu_load8<SsuPath::kStreaming>(sp + (k * kLanes + lane) * 8, 1, true, 8, sraw, k);
+  }
+  const T* const Bp = static_cast<const T*>(p.B) + b * p.B_batch_stride + g * kN;
+  const T* const Cp = static_cast<const T*>(p.C) + b * p.C_batch_stride + g * kN;
+  detail::SsuRaw<T, kS> Braw, Craw;
+#pragma unroll
+  for (int k = 0; k < kChunks; ++k) {
+    detail::ssu_load8<SsuPath::kReadOnly>(Bp + (k * kLanes + lane) * 8, 1, true, 8, Braw, k);
+    detail::ssu_load8<SsuPath::kReadOnly>(Cp + (k * kLanes + lane) * 8, 1, true, 8, Craw, k);
+  }
+  const T xv = __ldg(static_cast<const T*>(p.x) + b * p.x_batch_stride + r);
+  const T dtv = __ldg(static_cast<const T*>(p.dt) + b * p.dt_batch_stride + h);
+  const T zv = p.z ? __ldg(static_cast<const T*>(p.z) + b * p.z_batch_stride + r) : from_float<T>(0.f);
+  const float Dv = p.D ? __ldg(p.D + h) : 0.f;
+  const float bias = p.dt_bias ? __ldg(p.dt_bias + h) : 0.f;
+  float a[Traits::kScalarA ? 1 : kS];
+  if constexpr (Traits::kScalarA) {
+    a[0] = __ldg(p.A + h);
+  } else {
+    detail::SsuRaw<float, kS> araw;
+#pragma unroll
+    for (int k = 0; k < kChunks; ++k)
+      detail::ssu_load8<SsuPath::kReadOnly>(p.A + srow + (k * kLanes + lane) * 8, 1, true, 8, araw, k);
+#pragma unroll
+    for (int i = 0; i < kS; ++i) a[i] = araw[i];
+  }
+  T* const outp = static_cast<T*>(p.out) + b * p.out_batch_stride + r;
+  if (src < 0) {  // padding row: output 0, no slot touched
+    if (live && lane == 0) *outp = from_float<T>(0.f);
+    return;
+  }
+
+  // 2. The recurrence and the output.
+  float dt = to_float(dtv) + bias;
+  if (p.dt_softplus) dt = softplus_fast(dt);
+  const float dtl = dt * kLog2e;
+  const float dtx = dt * to_float(xv);
+  float s[kS];
+  float y0 = 0.f, y1 = 0.f;
+  const float dA0 = Traits::kScalarA ? fast_exp2(a[0] * dtl) : 0.f;
+#pragma unroll
+  for (int i = 0; i < kS; ++i) {
+    const float dA = Traits::kScalarA ? dA0 : fast_exp2(a[i] * dtl);
+    s[i] = fmaf(sraw[i], dA, Braw[i] * dtx);
+    if (i % 2) y1 = fmaf(s[i], Craw[i], y1); else y0 = fmaf(s[i], Craw[i], y0);
+  }
+  float y = y0 + y1;
+  const unsigned mask = kLanes == 32 ? 0xffffffffu
+                                     : (((1u << kLanes) - 1u) << ((threadIdx.x % 32) / kLanes * kLanes));
+#pragma unroll
+  for (int o = kLanes / 2; o > 0; o /= 2) y += __shfl_xor_sync(mask, y, o, kLanes);
+  if (live && lane == 0) {
+    float o = fmaf(Dv, to_float(xv), y);
+    if (p.z) o *= silu_fast(to_float(zv));
+    *outp = from_float<T>(o);
+  }
+  if (live && dst >= 0) {
+    TS* const sp = state + dst * p.state_batch_stride + srow;
+#pragma unroll
+    for (int k = 0; k < kChunks; ++k) detail::ssu_store8<TS>(sp + (k * kLanes + lane) * 8, true, 8, &s[k * 8]);
+  }
+}
+
 SSMKIT_NAMESPACE_END
