@@ -117,6 +117,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=2000, help="calls per round")
     ap.add_argument("--rounds", type=int, default=15, help="rounds (the median is reported)")
+    ap.add_argument("--warmup-s", type=float, default=3.0, help="seconds of calls before the first timing")
     ap.add_argument("--json", help="write the figures to this file")
     opt = ap.parse_args()
 
@@ -130,6 +131,14 @@ def main():
         out = ssmkit.selective_state_update(**args)
         torch.cuda.synchronize()
         assert torch.isfinite(out.float()).all(), name
+    # A warm-up phase first: on the machines measured, the first seconds of a process ran
+    # the same calls up to 1.6x slower (clocks, allocator, caches).
+    t_end = time.perf_counter() + opt.warmup_s
+    while time.perf_counter() < t_end:
+        for _, args in cases:
+            for _ in range(200):
+                ssmkit.selective_state_update(**args)
+        torch.cuda.synchronize()
     # The two shapes are timed in alternating rounds, so that a slow phase of the machine
     # weighs on both alike.
     rounds = {name: [] for name, _ in cases}
@@ -139,7 +148,7 @@ def main():
     for name, args in cases:
         us = statistics.median(rounds[name])
         print(f"\n{name}: {us:.2f} us per eager call (median of {opt.rounds} rounds of {opt.calls} calls,"
-              f" the shapes alternating)")
+              f" the shapes alternating; rounds {min(rounds[name]):.2f}-{max(rounds[name]):.2f} us)")
         parts = breakdown(args, opt.calls, opt.rounds)
         for k, v in parts.items():
             print(f"  {k:52s} {v:7.2f} us")

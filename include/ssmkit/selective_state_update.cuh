@@ -46,7 +46,7 @@ struct SelectiveStateUpdateConfig {
 //!
 //! - @c Latency: for calls with few rows (decoding one or a few sequences). Such a call lasts
 //!   a few memory round trips; at N = 16 one thread takes a whole row (no shuffles) in blocks
-//!   of 32 threads that spread over every SM, from N = 32 a row is spread over lanes with 16
+//!   of 32 threads that spread over every SM, from N = 32 a row is spread over lanes with 32
 //!   states each, in blocks of 64.
 //! - @c Bandwidth: for calls with many rows. The state is read and written once, so the kernel
 //!   must keep enough bytes in flight per SM (Little's law: about 20 KB per SM of an H100 for
@@ -61,12 +61,12 @@ struct SelectiveStateUpdateConfig {
 template <int kNState>
 struct SelectiveStateUpdateDefaults {
   //! Configuration for few rows.
-  using Latency = SelectiveStateUpdateConfig<(kNState < 32 ? kNState : 16), 1, (kNState < 32 ? 32 : 64)>;
+  using Latency = SelectiveStateUpdateConfig<(kNState < 32 ? kNState : 32), 1, (kNState < 32 ? 32 : 64)>;
   //! Configuration for many rows.
   using Bandwidth = SelectiveStateUpdateConfig<(kNState < 32 ? 8 : 32), 1, (kNState < 32 ? 64 : 128),
                                                (kNState < 32 ? 12 : 1)>;
   //! Calls with at least this many threads of the latency configuration use @c Bandwidth.
-  static constexpr int64_t kBandwidthThreads = kNState < 32 ? int64_t{1} << 14 : int64_t{1} << 19;
+  static constexpr int64_t kBandwidthThreads = kNState < 32 ? int64_t{1} << 14 : int64_t{1} << 18;
 };
 
 namespace detail {
