@@ -470,8 +470,9 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
 //! channel[, state]), B and C over (group, state), dt, dt_bias and D one value per head (or
 //! per channel where headdim is 1), batch below 65536. Batch offsets (and state slots) keep
 //! their 64-bit strides; everything else is 32-bit index arithmetic on a few parameters, so
-//! a warp issues its loads after a short prologue. Same results as
-//! selective_state_update_kernel, whose configuration it shares (one row per thread).
+//! a warp issues its loads after a short prologue. It computes what
+//! selective_state_update_kernel computes (up to the order of the C*state sum), with the
+//! same configurations (one row per thread).
 //! @tparam Traits a SelectiveStateUpdateTraits with kRowsPerThread_ = 1 and kVec_ = true
 template <class Traits>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
