@@ -4,7 +4,8 @@
 # and the benchmark; print a short summary at the end.
 #
 #   tests/gpu_check.sh [build-dir]      (env: SSMKIT_ARCH=90 to pick the architecture,
-#                                         OUT=dir for logs and bench JSON, SKIP_BENCH=1)
+#                                         OUT=dir for logs and bench JSON, SKIP_BENCH=1,
+#                                         SANITIZE_TIMEOUT=seconds per sanitizer tool)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-gpu}
@@ -41,13 +42,23 @@ note "gpu tests: $(tail -3 "$out/gpu_tests.log" | grep -E 'passed|failed' | tr -
 if grep -q "FAILED" "$out/gpu_tests.log"; then grep -B5 -A25 "FAILED" "$out/gpu_tests.log" | head -120; fi
 
 # compute-sanitizer over the reduced grid (test cases tagged [sanitize] and the device functions).
+# The four tools run at once (each is bound by the host's instrumentation work, not by the
+# GPU); SANITIZE_TIMEOUT (s, default 420) bounds each of them.
 if command -v compute-sanitizer >/dev/null; then
-  for tool in memcheck racecheck initcheck synccheck; do
-    log="$out/sanitize_$tool.log"
-    compute-sanitizer --tool "$tool" --error-exitcode 9 "$build/tests/ssmkit_gpu_tests" "[sanitize],[device]" >"$log" 2>&1
+  tools=(memcheck racecheck initcheck synccheck)
+  pids=()
+  for tool in "${tools[@]}"; do
+    timeout "${SANITIZE_TIMEOUT:-420}" compute-sanitizer --tool "$tool" --error-exitcode 9 \
+      "$build/tests/ssmkit_gpu_tests" "[sanitize],[device]" >"$out/sanitize_$tool.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!tools[@]}"; do
+    wait "${pids[$i]}"
     src=$?
+    log="$out/sanitize_${tools[$i]}.log"
     errs=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -1)
-    note "sanitizer $tool: rc $src, ${errs:-no summary}"
+    [ $src -eq 124 ] && errs="timed out after ${SANITIZE_TIMEOUT:-420} s"
+    note "sanitizer ${tools[$i]}: rc $src, ${errs:-no summary}"
     [ $src -ne 0 ] && grep -E "=========" "$log" | head -20
   done
 else
