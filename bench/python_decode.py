@@ -139,20 +139,42 @@ def main():
             for _ in range(200):
                 ssmkit.selective_state_update(**args)
         torch.cuda.synchronize()
-    # The two shapes are timed in alternating rounds, so that a slow phase of the machine
-    # weighs on both alike.
-    rounds = {name: [] for name, _ in cases}
+    # The two shapes, and the native torch path and the DLPack path, are timed in alternating
+    # rounds, so that a slow phase of the machine weighs on all alike.
+    native = _decode.torch_fast_path()
+    ext = _decode._torch_ext
+    paths = ["native torch path", "DLPack path"] if native else ["DLPack path"]
+    print(f"ssmkit._ssmkit_torch: {'built' if native else 'not built'}")
+    rounds = {(name, path): [] for name, _ in cases for path in paths}
     for _ in range(opt.rounds):
         for name, args in cases:
-            rounds[name].append(per_call_us(lambda: ssmkit.selective_state_update(**args), opt.calls, 1))
+            for path in paths:
+                _decode._torch_ext = ext if path.startswith("native") else None
+                rounds[name, path].append(per_call_us(lambda: ssmkit.selective_state_update(**args), opt.calls, 1))
+    _decode._torch_ext = ext
     for name, args in cases:
-        us = statistics.median(rounds[name])
-        print(f"\n{name}: {us:.2f} us per eager call (median of {opt.rounds} rounds of {opt.calls} calls,"
-              f" the shapes alternating; rounds {min(rounds[name]):.2f}-{max(rounds[name]):.2f} us)")
-        parts = breakdown(args, opt.calls, opt.rounds)
+        for path in paths:
+            r = rounds[name, path]
+            us = statistics.median(r)
+            print(f"\n{name}, {path}: {us:.2f} us per eager call (median of {opt.rounds} rounds of {opt.calls}"
+                  f" calls, alternating; rounds {min(r):.2f}-{max(r):.2f} us)")
+            results["cases"].append({"name": name, "path": path, "us_per_call": us, "rounds_us": r})
+        _decode._torch_ext = None
+        try:
+            parts = breakdown(args, opt.calls, opt.rounds)
+        finally:
+            _decode._torch_ext = ext
+        if native:
+            a = args
+            call = ext.selective_state_update
+            stream = torch._C._cuda_getCurrentRawStream(a["x"].get_device())
+            parts["native extension call alone (allocates out)"] = per_call_us(
+                lambda: call(a["state"], a["x"], a["dt"], a["A"], a["B"], a["C"], a["D"], a["z"], a["dt_bias"],
+                             True, None, None, None, None, stream), opt.calls, opt.rounds)
+        print(f"  parts (DLPack path unless named):")
         for k, v in parts.items():
             print(f"  {k:52s} {v:7.2f} us")
-        results["cases"].append({"name": name, "us_per_call": us, "parts_us": parts})
+        results["cases"].append({"name": name, "parts_us": parts})
     if opt.json:
         with open(opt.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -148,6 +148,16 @@ class DLArg {
     if (t_->ndim < 0) value_error(name_ + ": negative number of dimensions");
   }
 
+  //! Views @p t, owned by the caller and alive for the call, as the tensor argument @p name
+  //! (nothing to release). A null @p t leaves the argument absent.
+  void borrow(const dl::Tensor* t, const char* name) {
+    release();
+    name_ = name;
+    t_ = const_cast<dl::Tensor*>(t);
+    read_only_ = false;
+    if (t_ && t_->ndim < 0) value_error(name_ + ": negative number of dimensions");
+  }
+
   bool present() const { return t_ != nullptr; }
   const std::string& name() const { return name_; }
   int ndim() const { return t_->ndim; }

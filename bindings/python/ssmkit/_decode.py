@@ -2,10 +2,14 @@
 # SPDX-License-Identifier: Apache-2.0
 """Framework-facing wrapper of the decode step (selective state update).
 
-A decode step runs once per layer and generated token, so the call itself must cost little:
-ranks are checked by one comparison per argument (messages are built only on failure), torch
-tensors are exported with ``torch.utils.dlpack.to_dlpack`` (no stream handshake per tensor)
-and the tensors go to the extension in their own shapes, without reshaped views.
+A decode step runs once per layer and generated token, so the call itself must cost little.
+With torch tensors on the current stream the call goes straight to ``ssmkit._ssmkit_torch``
+(built where torch was found), which reads the tensors natively and allocates ``out`` in C++;
+anything it rejects (or a build without it) takes the general path below, which names the
+offending argument. There, ranks are checked by one comparison per argument (messages are
+built only on failure), torch tensors are exported with ``torch.utils.dlpack.to_dlpack`` (no
+stream handshake per tensor) and the tensors go to the extension in their own shapes, without
+reshaped views.
 """
 
 from . import _ssmkit
@@ -20,22 +24,40 @@ _NAMES = ("state", "dt", "A", "B", "C", "D", "z", "dt_bias", "state_batch_indice
 _torch_fast = None
 # torch.Tensor once torch has been seen: an exact type check instead of _framework().
 _torch_tensor = None
+# ssmkit._ssmkit_torch once torch has been seen, if it was built; else None.
+_torch_ext = None
+# The raw current stream of a device index, once torch has been seen.
+_raw_stream = None
 
 
 def _torch_pieces():
-    global _torch_fast, _torch_tensor
+    global _torch_fast, _torch_tensor, _torch_ext, _raw_stream
     if _torch_fast is None:
         import torch
         import torch.utils.dlpack
-
-        _torch_tensor = torch.Tensor
 
         raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
         if raw is None:
             def raw(device):
                 return torch.cuda.current_stream(device).cuda_stream
+        try:
+            from . import _ssmkit_torch as ext
+        except ImportError:
+            ext = None
         _torch_fast = (torch, torch.utils.dlpack.to_dlpack, raw)
+        _raw_stream = raw
+        _torch_ext = ext
+        _torch_tensor = torch.Tensor
     return _torch_fast
+
+
+def torch_fast_path():
+    """True if torch tensors on the current stream take the native path (ssmkit._ssmkit_torch)."""
+    try:
+        _torch_pieces()
+    except ImportError:
+        return False
+    return _torch_ext is not None
 
 
 def _check_frameworks(fw, x, args):
@@ -162,6 +184,14 @@ def selective_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, 
     ``RuntimeError``.
     """
     sbi, dsbi, inter = state_batch_indices, dst_state_batch_indices, intermediate_states
+    if type(x) is _torch_tensor and _torch_ext is not None and stream is None and type(dt_softplus) is bool:
+        device = x.get_device()
+        if device >= 0:
+            try:
+                return _torch_ext.selective_state_update(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus, sbi,
+                                                         dsbi, inter, out, _raw_stream(device))
+            except (TypeError, ValueError):
+                pass  # the general path below names the argument, or converts the indices
     if not _ranks_match(state, x, dt, A, B, C, D, z, dt_bias, sbi, dsbi, inter, out):
         _check_ranks(state, x, dt, A, B, C, D, z, dt_bias, sbi, dsbi, inter, out)
     if not isinstance(dt_softplus, (bool, int)):

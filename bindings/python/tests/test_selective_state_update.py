@@ -7,6 +7,7 @@ device and skip themselves otherwise.
 """
 
 import inspect
+import os
 
 import numpy as np
 import pytest
@@ -300,3 +301,77 @@ def test_errors_on_gpu():
     with pytest.raises(ValueError, match=r"^state must be contiguous in its last"):
         selective_state_update(a["state"][..., ::2], a["x"], a["dt"], a["A"][..., ::2], a["B"][..., ::2],
                                a["C"][..., ::2])
+
+
+# --------------------------------------------------------------------------------------------
+# The native torch path (ssmkit._ssmkit_torch) against the DLPack path.
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.gpu
+def test_native_torch_path_is_used_when_built():
+    from ssmkit import _decode
+
+    pkg = os.path.dirname(ssmkit.__file__)
+    built = any(f.startswith("_ssmkit_torch") for f in os.listdir(pkg))
+    assert _decode.torch_fast_path() == built
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("m2", [False, True])
+@pytest.mark.parametrize("tokens", [False, True])
+def test_native_torch_path_equals_dlpack_path(m2, tokens, monkeypatch):
+    from ssmkit import _decode
+
+    if not _decode.torch_fast_path():
+        pytest.skip("ssmkit._ssmkit_torch not built")
+    T = 3 if tokens else None
+    a = make_inputs(m2, torch.bfloat16, torch.float32, batch=5, slots=9, T=T, seed=11)
+    idx = torch.tensor([4, -1, 0, 8, 2], dtype=torch.int32, device="cuda")
+    runs = []
+    for native in (True, False):
+        if not native:
+            monkeypatch.setattr(_decode, "_torch_ext", None)
+        state = a["state"].clone()
+        inter = None
+        if tokens:
+            inter = torch.full((5, T) + tuple(state.shape[1:]), float("nan"), device="cuda")
+        out = selective_state_update(state, a["x"], a["dt"], a["A"], a["B"], a["C"], a["D"], a["z"],
+                                     a["dt_bias"], True, idx, intermediate_states=inter)
+        torch.cuda.synchronize()
+        runs.append((out, state, inter))
+    (o1, s1, i1), (o2, s2, i2) = runs
+    assert torch.equal(o1, o2) and torch.equal(s1, s2)
+    if tokens:
+        assert torch.equal(i1.nan_to_num(7.0), i2.nan_to_num(7.0))
+    # int64 indices are not taken natively: the general path converts them, same result.
+    state = a["state"].clone()
+    monkeypatch.setattr(_decode, "_torch_ext", _decode._torch_ext)
+    out = selective_state_update(state, a["x"], a["dt"], a["A"], a["B"], a["C"], a["D"], a["z"],
+                                 a["dt_bias"], True, idx.long(), intermediate_states=None if not tokens else
+                                 torch.empty_like(i1))
+    torch.cuda.synchronize()
+    assert torch.equal(out, o1) and torch.equal(state, s1)
+
+
+@pytest.mark.gpu
+def test_native_torch_path_errors_name_the_argument():
+    from ssmkit import _decode
+
+    if not _decode.torch_fast_path():
+        pytest.skip("ssmkit._ssmkit_torch not built")
+    from ssmkit import _ssmkit_torch
+
+    a = make_inputs(True, torch.bfloat16, torch.float32, seed=12)
+    args = [a["state"], a["x"], a["dt"], a["A"].half(), a["B"], a["C"], None, None, None, True, None, None,
+            None, None, 0]
+    with pytest.raises(ValueError, match=r"^A must be float32"):
+        _ssmkit_torch.selective_state_update(*args)
+    args[3] = a["A"]
+    args[1] = a["x"].cpu()
+    with pytest.raises(ValueError, match=r"must be a CUDA tensor"):
+        _ssmkit_torch.selective_state_update(*args)
+    # Through the wrapper, the same errors come with the same messages.
+    with pytest.raises(ValueError, match=r"^x must be a CUDA tensor"):
+        selective_state_update(a["state"], a["x"].cpu(), a["dt"], a["A"], a["B"], a["C"])
+    with pytest.raises(ValueError, match=r"^B must have shape"):
+        selective_state_update(a["state"], a["x"], a["dt"], a["A"], a["B"][:, :1, :8], a["C"])
