@@ -41,6 +41,8 @@ struct ScanDefaultConfig {
   static constexpr int kTileLen = kNState <= 128 ? 32 : 16;
   //! Threads per block.
   static constexpr int kThreads = kNState <= 16 ? 128 : (kNState == 32 || kNState == 128 ? 256 : 512);
+  //! Blocks per SM the register budget is sized for (0: SelectiveScanTraits' rule).
+  static constexpr int kMinBlocks = 0;
 };
 
 //! Configuration for launches whose batch x channels fill fewer than two blocks per SM with
@@ -61,6 +63,7 @@ struct ScanFewChannelsConfig<16> {
   static constexpr int kStatesPerThread = 2;  //!< States held by one thread.
   static constexpr int kTileLen = 64;         //!< Time steps per tile.
   static constexpr int kThreads = 128;        //!< Threads per block.
+  static constexpr int kMinBlocks = 0;        //!< Register budget (0: the traits' rule).
 };
 
 namespace detail {
@@ -118,9 +121,10 @@ Status plan_scan_split(const SelectiveScanParams& p, ScanSplit& split) {
 template <typename T, int kNState,
           int kStatesPerThread = ScanDefaultConfig<kNState>::kStatesPerThread,
           int kTileLen = ScanDefaultConfig<kNState>::kTileLen,
-          int kThreads = ScanDefaultConfig<kNState>::kThreads>
+          int kThreads = ScanDefaultConfig<kNState>::kThreads,
+          int kMinBlocks = ScanDefaultConfig<kNState>::kMinBlocks>
 Status selective_scan_workspace_size(const SelectiveScanParams& p, size_t& bytes) {
-  using Traits = SelectiveScanTraits<T, kNState, kStatesPerThread, kTileLen, kThreads>;
+  using Traits = SelectiveScanTraits<T, kNState, kStatesPerThread, kTileLen, kThreads, kMinBlocks>;
   bytes = 0;
   SSMKIT_TRY(can_implement(p));
   ScanSplit split;
@@ -142,14 +146,16 @@ Status selective_scan_workspace_size(const SelectiveScanParams& p, size_t& bytes
 //! @tparam kStatesPerThread states per thread (divides kNState, multiple of 4)
 //! @tparam kTileLen         time steps per tile
 //! @tparam kThreads         threads per block
+//! @tparam kMinBlocks       blocks per SM the register budget is sized for (0: the traits' rule)
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
 template <typename T, int kNState,
           int kStatesPerThread = ScanDefaultConfig<kNState>::kStatesPerThread,
           int kTileLen = ScanDefaultConfig<kNState>::kTileLen,
-          int kThreads = ScanDefaultConfig<kNState>::kThreads>
+          int kThreads = ScanDefaultConfig<kNState>::kThreads,
+          int kMinBlocks = ScanDefaultConfig<kNState>::kMinBlocks>
 Status selective_scan_fwd(const SelectiveScanParams& p, cudaStream_t stream) {
-  using Traits = SelectiveScanTraits<T, kNState, kStatesPerThread, kTileLen, kThreads>;
+  using Traits = SelectiveScanTraits<T, kNState, kStatesPerThread, kTileLen, kThreads, kMinBlocks>;
   SSMKIT_TRY(can_implement(p));
   if (p.dtype != TypeTraits<T>::kDType)
     return Status::Error(StatusCode::kInvalidArgument,
@@ -254,7 +260,7 @@ Status selective_scan_workspace_size_for_dtype(const SelectiveScanParams& p, siz
     constexpr int kN = decltype(n)::value;
     return with_scan_config<kN>(p, [&](auto cfg) {
       using C = decltype(cfg);
-      return selective_scan_workspace_size<T, kN, C::kStatesPerThread, C::kTileLen, C::kThreads>(p, bytes);
+      return selective_scan_workspace_size<T, kN, C::kStatesPerThread, C::kTileLen, C::kThreads, C::kMinBlocks>(p, bytes);
     });
   });
 }
@@ -267,7 +273,7 @@ Status selective_scan_fwd_for_dtype(const SelectiveScanParams& p, cudaStream_t s
     constexpr int kN = decltype(n)::value;
     return with_scan_config<kN>(p, [&](auto cfg) {
       using C = decltype(cfg);
-      return selective_scan_fwd<T, kN, C::kStatesPerThread, C::kTileLen, C::kThreads>(p, stream);
+      return selective_scan_fwd<T, kN, C::kStatesPerThread, C::kTileLen, C::kThreads, C::kMinBlocks>(p, stream);
     });
   });
 }

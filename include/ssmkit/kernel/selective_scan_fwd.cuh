@@ -38,7 +38,9 @@ SSMKIT_NAMESPACE_BEGIN
 //! @tparam kStatesPerThread_ states held by one thread
 //! @tparam kTileLen_         time steps per tile (multiple of 4 and of the vector width)
 //! @tparam kThreads_         threads per block
-template <typename T, int kNState_, int kStatesPerThread_, int kTileLen_, int kThreads_>
+//! @tparam kMinBlocks_       blocks per SM the register budget is sized for; 0 picks
+//!                           512 threads per SM (N <= 32) or 384 (larger N)
+template <typename T, int kNState_, int kStatesPerThread_, int kTileLen_, int kThreads_, int kMinBlocks_ = 0>
 struct SelectiveScanTraits {
   using Element = T;                                          //!< Element type.
   static constexpr int kNState = kNState_;                    //!< State capacity.
@@ -57,7 +59,8 @@ struct SelectiveScanTraits {
   //! Vectors of variable B and C together each thread loads per tile.
   static constexpr int kBCVecsPerThread = (2 * kBCVecs + kThreads - 1) / kThreads;
   //! Blocks per SM the register budget is sized for (__launch_bounds__).
-  static constexpr int kMinBlocksPerSM = ((kNState_ <= 32 ? 512 : 384) + kThreads_ - 1) / kThreads_;
+  static constexpr int kMinBlocksPerSM =
+      kMinBlocks_ > 0 ? kMinBlocks_ : ((kNState_ <= 32 ? 512 : 384) + kThreads_ - 1) / kThreads_;
   //! Padded row of one channel's (or one state's) tile, in floats: consecutive rows start
   //! four banks apart, so that the 16-byte accesses of a quarter warp meet no bank conflict.
   static constexpr int kRow = kTileLen + 4;
