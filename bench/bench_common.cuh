@@ -140,9 +140,16 @@ struct Context {
     if (r.pct_bw >= 0) std::snprintf(pb, sizeof pb, "%5.1f%% copy BW", r.pct_bw);
     if (r.pct_exp2 >= 0) std::snprintf(pe, sizeof pe, "%5.1f%% exp2 bound", r.pct_exp2);
     if (r.gelems >= 0) std::snprintf(ge, sizeof ge, "%7.1f Gelem/s", r.gelems);
-    if (r.anchor_ms > 0) std::snprintf(an, sizeof an, "(reference %.4f ms: %.2fx)", r.anchor_ms, r.anchor_ms / r.ms);
-    std::printf("%-22s %-30s %-4s %-24s %9.4f ms %s %s %s %s\n", r.op.c_str(), r.name.c_str(), r.dtype.c_str(),
-                r.shape.c_str(), r.ms, ge, pb, pe, an);
+    if (r.anchor_ms > 0 && r.anchor_ms < 0.1)
+      std::snprintf(an, sizeof an, "(reference %.2f us: %.2fx)", r.anchor_ms * 1e3, r.anchor_ms / r.ms);
+    else if (r.anchor_ms > 0)
+      std::snprintf(an, sizeof an, "(reference %.4f ms: %.2fx)", r.anchor_ms, r.anchor_ms / r.ms);
+    // Times below 0.1 ms (the decode steps) in microseconds with two decimals.
+    char tm[32];
+    if (r.ms < 0.1) std::snprintf(tm, sizeof tm, "%9.2f us", r.ms * 1e3);
+    else std::snprintf(tm, sizeof tm, "%9.4f ms", r.ms);
+    std::printf("%-22s %-30s %-4s %-24s %s %s %s %s %s\n", r.op.c_str(), r.name.c_str(), r.dtype.c_str(),
+                r.shape.c_str(), tm, ge, pb, pe, an);
     std::fflush(stdout);
   }
 };

@@ -6,9 +6,11 @@ On the batch-1 decode shapes of Mamba-1 2.8b and Mamba-2 2.7b (bf16 activations,
 state, torch CUDA tensors, mamba-ssm's argument forms), each round times `--calls` calls
 back to back with one torch.cuda.synchronize() at the end; the median over `--rounds` rounds,
 divided by the calls, is the cost of one call. The kernel itself takes a few microseconds,
-so this is the per-call overhead of the Python path. A breakdown times its parts the same
-way: the argument checks and exports alone (extension call replaced), the tensor exports,
-the output allocation, the stream query, the extension call on ready capsules, and one
+so this is the per-call overhead of the Python path. Where ssmkit._ssmkit_torch was built,
+the native torch path (the default) and the DLPack path are timed in alternating rounds. A
+breakdown times the parts of the DLPack path the same way: the argument checks and exports
+alone (extension call replaced), the tensor exports, the output allocation, the stream query,
+the extension call on ready capsules; then the native extension called directly, and one
 small torch op for scale.
 
     PYTHONPATH=<build>/bindings/python/pkg python bench/python_decode.py [--json FILE]

@@ -73,4 +73,4 @@ fi
 echo
 echo "==================== SUMMARY ===================="
 for s in "${summary[@]}"; do echo "$s"; done
-[ -f "$out/bench.txt" ] && grep -E "^device|^ceilings|ms " "$out/bench.txt"
+[ -f "$out/bench.txt" ] && grep -E "^device|^ceilings| ms | us " "$out/bench.txt"

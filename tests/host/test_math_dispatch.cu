@@ -28,6 +28,20 @@ TEST_CASE("softplus, silu and exp2 on the host", "[host][math]") {
     CHECK(ssmkit::silu(x) == Approx(x / (1.0 + std::exp(-double(x)))).epsilon(1e-6));
     CHECK(ssmkit::sigmoid(x) == Approx(1.0 / (1.0 + std::exp(-double(x)))).epsilon(1e-6));
   }
+  // softplus_fast (the kernels' form; the host evaluates ex2 exactly, so this checks the
+  // polynomial and the rounding of exp's argument): relative error below 1e-6 for x >= -16,
+  // below 4e-6 down to -80 (the float argument -|x|*log2(e) carries 2^-24 of it), identity
+  // above 20.
+  double worst_near = 0, worst_far = 0;
+  for (int i = 0; i <= 200000; ++i) {
+    const float x = -80.f + 100.f * float(i) / 200000.f;
+    const double want = ssmkit::softplus_ref(x);
+    const double rel = std::fabs(ssmkit::softplus_fast(x) - want) / want;
+    (x >= -16.f ? worst_near : worst_far) = std::fmax(x >= -16.f ? worst_near : worst_far, rel);
+  }
+  CHECK(worst_near < 1e-6);
+  CHECK(worst_far < 4e-6);
+  CHECK(ssmkit::softplus_fast(20.5f) == 20.5f);
   CHECK(ssmkit::fast_exp2(3.f) == 8.f);
   CHECK(ssmkit::fast_exp2(-1.5f * ssmkit::kLog2e) == Approx(std::exp(-1.5)).epsilon(1e-6));
 }
