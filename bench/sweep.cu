@@ -12,11 +12,12 @@
 
 namespace {
 
-__global__ void fill_bf16(__nv_bfloat16* p, size_t n, uint32_t seed, float lo, float hi) {
+template <typename T>
+__global__ void fill_elems(T* p, size_t n, uint32_t seed, float lo, float hi) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
     uint32_t x = uint32_t(i) * 0x9E3779B1u ^ seed;
     x ^= x >> 15; x *= 0x2C1B3C6Du; x ^= x >> 12; x *= 0x297A2D39u; x ^= x >> 15;
-    p[i] = __float2bfloat16(lo + (hi - lo) * (x >> 8) * (1.f / 16777216.f));
+    p[i] = T(lo + (hi - lo) * (x >> 8) * (1.f / 16777216.f));
   }
 }
 __global__ void fill_f32(float* p, size_t n, float lo, float hi) {
@@ -26,19 +27,20 @@ __global__ void fill_f32(float* p, size_t n, float lo, float hi) {
 
 struct Shape { int64_t B, D, L, N; };
 
-template <int kN, int kS, int kT, int kThreads, int kMinB = 0>
-void run(const Shape& s, double exp2_rate) {
+template <typename T, int kN, int kS, int kT, int kThreads, int kMinB = 0>
+void run_t(const Shape& s, double exp2_rate) {
   const size_t nx = s.B * s.D * s.L, nbc = s.B * s.N * s.L;
-  __nv_bfloat16 *u, *dl, *z, *Bm, *Cm, *out;
+  T *u, *dl, *z, *Bm, *Cm, *out;
   float *A, *Dv, *bias;
-  cudaMalloc(&u, nx * 2); cudaMalloc(&dl, nx * 2); cudaMalloc(&z, nx * 2); cudaMalloc(&out, nx * 2);
-  cudaMalloc(&Bm, nbc * 2); cudaMalloc(&Cm, nbc * 2);
+  const size_t es = sizeof(T);
+  cudaMalloc(&u, nx * es); cudaMalloc(&dl, nx * es); cudaMalloc(&z, nx * es); cudaMalloc(&out, nx * es);
+  cudaMalloc(&Bm, nbc * es); cudaMalloc(&Cm, nbc * es);
   cudaMalloc(&A, s.D * s.N * 4); cudaMalloc(&Dv, s.D * 4); cudaMalloc(&bias, s.D * 4);
-  fill_bf16<<<1024, 256>>>(u, nx, 1, -1, 1); fill_bf16<<<1024, 256>>>(dl, nx, 2, -3, 0.5f);
-  fill_bf16<<<1024, 256>>>(z, nx, 3, -2, 2); fill_bf16<<<1024, 256>>>(Bm, nbc, 4, -1, 1);
-  fill_bf16<<<1024, 256>>>(Cm, nbc, 5, -1, 1); fill_f32<<<64, 256>>>(A, s.D * s.N, -3, -0.2f);
+  fill_elems<<<1024, 256>>>(u, nx, 1, -1, 1); fill_elems<<<1024, 256>>>(dl, nx, 2, -3, 0.5f);
+  fill_elems<<<1024, 256>>>(z, nx, 3, -2, 2); fill_elems<<<1024, 256>>>(Bm, nbc, 4, -1, 1);
+  fill_elems<<<1024, 256>>>(Cm, nbc, 5, -1, 1); fill_f32<<<64, 256>>>(A, s.D * s.N, -3, -0.2f);
   fill_f32<<<64, 256>>>(Dv, s.D, -1, 1); fill_f32<<<64, 256>>>(bias, s.D, -0.1f, 0.1f);
-  auto p = ssmkit::make_selective_scan_params(ssmkit::DType::kBFloat16, s.B, s.D, s.L, s.N);
+  auto p = ssmkit::make_selective_scan_params(ssmkit::TypeTraits<T>::kDType, s.B, s.D, s.L, s.N);
   p.u = u; p.delta = dl; p.z = z; p.B = Bm; p.C = Cm; p.A = A; p.D = Dv; p.delta_bias = bias;
   p.delta_softplus = true; p.out = out;
   cudaEvent_t e0, e1;
@@ -47,7 +49,7 @@ void run(const Shape& s, double exp2_rate) {
   ssmkit::Status st;
   for (int i = 0; i < 15; ++i) {
     cudaEventRecord(e0);
-    st = ssmkit::selective_scan_fwd<__nv_bfloat16, kN, kS, kT, kThreads, kMinB>(p, nullptr);
+    st = ssmkit::selective_scan_fwd<T, kN, kS, kT, kThreads, kMinB>(p, nullptr);
     cudaEventRecord(e1);
     cudaEventSynchronize(e1);
     float ms; cudaEventElapsedTime(&ms, e0, e1);
@@ -55,11 +57,16 @@ void run(const Shape& s, double exp2_rate) {
   }
   std::sort(ts.begin(), ts.end());
   const double ms = ts[ts.size() / 2];
-  std::printf("B%lld D%lld L%lld N%lld  kS=%2d T=%3d thr=%3d minB=%d: %8.4f ms  %5.1f%% exp2 bound %s\n",
-              (long long)s.B, (long long)s.D, (long long)s.L, (long long)s.N, kS, kT, kThreads, kMinB, ms,
+  std::printf("%s B%lld D%lld L%lld N%lld  kS=%2d T=%3d thr=%3d minB=%d: %8.4f ms  %5.1f%% exp2 bound %s\n",
+              sizeof(T) == 4 ? "fp32" : "bf16", (long long)s.B, (long long)s.D, (long long)s.L, (long long)s.N, kS, kT, kThreads, kMinB, ms,
               100.0 * nx * s.N / exp2_rate / (ms * 1e-3), st.ok() ? "" : st.message());
   cudaFree(u); cudaFree(dl); cudaFree(z); cudaFree(out); cudaFree(Bm); cudaFree(Cm);
   cudaFree(A); cudaFree(Dv); cudaFree(bias);
+}
+
+template <int kN, int kS, int kT, int kThreads, int kMinB = 0>
+void run(const Shape& s, double exp2_rate) {
+  run_t<__nv_bfloat16, kN, kS, kT, kThreads, kMinB>(s, exp2_rate);
 }
 
 }  // namespace
@@ -77,6 +84,14 @@ int main(int argc, char**) {
     run<16, 2, 32, 256, 3>(s, rate);
     run<16, 2, 64, 128>(s, rate);
     run<16, 2, 64, 128, 6>(s, rate);
+  }
+  // fp32 inputs: two element vectors per thread at 32-step tiles (no read-ahead of the next
+  // four steps); 16-step tiles or two states per thread give one.
+  for (Shape s : {Shape{8, 1536, 2048, 16}, Shape{8, 5120, 2048, 16}}) {
+    run_t<float, 16, 4, 32, 128>(s, rate);
+    run_t<float, 16, 4, 16, 128>(s, rate);
+    run_t<float, 16, 2, 32, 128>(s, rate);
+    run_t<float, 16, 4, 16, 256>(s, rate);
   }
   if (argc > 1) return 0;  // state size 16 only
   const Shape s32{4, 2048, 2048, 32}, s64{4, 2048, 2048, 64}, s128{4, 2048, 2048, 128}, s256{4, 2048, 2048, 256};

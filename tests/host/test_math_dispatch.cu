@@ -172,6 +172,12 @@ TEST_CASE("the few-channels configuration rule and the default configurations", 
   CHECK_FALSE(ssmkit::ScanFewChannelsConfig<32>::kDistinct);
   CHECK_FALSE(ssmkit::ScanFewChannelsConfig<256>::kDistinct);
   CHECK(ssmkit::ScanDefaultConfig<16>::kThreads / (16 / ssmkit::ScanDefaultConfig<16>::kStatesPerThread) >= 32);
+  // fp32 at N = 16 takes 16-step tiles (one element vector per thread); other types the default.
+  CHECK(ssmkit::ScanElementConfig<float, 16>::kDistinct);
+  CHECK(ssmkit::ScanElementConfig<float, 16>::kTileLen == 16);
+  CHECK(ssmkit::ScanElementConfig<float, 16>::kStatesPerThread == ssmkit::ScanDefaultConfig<16>::kStatesPerThread);
+  CHECK_FALSE(ssmkit::ScanElementConfig<__nv_bfloat16, 16>::kDistinct);
+  CHECK_FALSE(ssmkit::ScanElementConfig<float, 32>::kDistinct);
   CHECK(ssmkit::ScanDefaultConfig<32>::kThreads / (32 / ssmkit::ScanDefaultConfig<32>::kStatesPerThread) >= 32);
   CHECK(ssmkit::ScanDefaultConfig<64>::kThreads / (64 / ssmkit::ScanDefaultConfig<64>::kStatesPerThread) >= 32);
   CHECK(ssmkit::ScanDefaultConfig<128>::kThreads / (128 / ssmkit::ScanDefaultConfig<128>::kStatesPerThread) >= 32);
