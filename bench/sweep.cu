@@ -7,7 +7,10 @@
 #include <ssmkit/selective_scan.cuh>
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 namespace {
@@ -27,7 +30,13 @@ __global__ void fill_f32(float* p, size_t n, float lo, float hi) {
 
 struct Shape { int64_t B, D, L, N; };
 
-template <typename T, int kN, int kS, int kT, int kThreads, int kMinB = 0>
+// Output of the first configuration timed on a shape (the default), which every later
+// configuration on that shape is compared with.
+std::vector<unsigned short> g_first_out;
+size_t g_first_elems = 0;
+int g_first_key = -1;
+
+template <typename T, int kN, int kS, int kT, int kThreads, int kMinB = 0, bool kPipe = false, int kCPT = 1>
 void run_t(const Shape& s, double exp2_rate) {
   const size_t nx = s.B * s.D * s.L, nbc = s.B * s.N * s.L;
   T *u, *dl, *z, *Bm, *Cm, *out;
@@ -49,7 +58,7 @@ void run_t(const Shape& s, double exp2_rate) {
   ssmkit::Status st;
   for (int i = 0; i < 15; ++i) {
     cudaEventRecord(e0);
-    st = ssmkit::selective_scan_fwd<T, kN, kS, kT, kThreads, kMinB>(p, nullptr);
+    st = ssmkit::selective_scan_fwd<T, kN, kS, kT, kThreads, kMinB, kPipe, kCPT>(p, nullptr);
     cudaEventRecord(e1);
     cudaEventSynchronize(e1);
     float ms; cudaEventElapsedTime(&ms, e0, e1);
@@ -57,58 +66,79 @@ void run_t(const Shape& s, double exp2_rate) {
   }
   std::sort(ts.begin(), ts.end());
   const double ms = ts[ts.size() / 2];
-  std::printf("%s B%lld D%lld L%lld N%lld  kS=%2d T=%3d thr=%3d minB=%d: %8.4f ms  %5.1f%% exp2 bound %s\n",
-              sizeof(T) == 4 ? "fp32" : "bf16", (long long)s.B, (long long)s.D, (long long)s.L, (long long)s.N, kS, kT, kThreads, kMinB, ms,
-              100.0 * nx * s.N / exp2_rate / (ms * 1e-3), st.ok() ? "" : st.message());
+  // Largest difference from the shape's first configuration, in units of the element type's
+  // bits (bitwise equality expected where the arithmetic is the same).
+  const size_t words = nx * es / 2;
+  std::vector<unsigned short> host(words);
+  cudaMemcpy(host.data(), out, words * 2, cudaMemcpyDeviceToHost);
+  const int key = int(s.B * 131 + s.D * 7 + s.L * 3 + s.N + es * 1000003);
+  double maxdiff = 0;
+  if (key != g_first_key) {
+    g_first_key = key; g_first_out = host; g_first_elems = nx;
+  } else {
+    for (size_t i = 0; i < nx; ++i) {
+      float a, b;
+      if (es == 4) { std::memcpy(&a, &host[2 * i], 4); std::memcpy(&b, &g_first_out[2 * i], 4); }
+      else {
+        T x, y;
+        std::memcpy(&x, &host[i], 2); std::memcpy(&y, &g_first_out[i], 2);
+        a = static_cast<float>(x); b = static_cast<float>(y);
+      }
+      const double d = std::fabs(double(a) - double(b)) / (std::fabs(double(b)) + 1e-3);
+      if (!(d <= maxdiff)) maxdiff = d;  // NaN propagates
+    }
+  }
+  std::printf("%s B%lld D%lld L%lld N%lld  kS=%2d ch=%d T=%3d thr=%3d minB=%d pipe=%d: %8.4f ms  %5.1f%% exp2 bound  rel.diff %.1e %s\n",
+              sizeof(T) == 4 ? "fp32" : "16-bit", (long long)s.B, (long long)s.D, (long long)s.L, (long long)s.N, kS, kCPT, kT, kThreads, kMinB, int(kPipe), ms,
+              100.0 * nx * s.N / exp2_rate / (ms * 1e-3), maxdiff, st.ok() ? "" : st.message());
   cudaFree(u); cudaFree(dl); cudaFree(z); cudaFree(out); cudaFree(Bm); cudaFree(Cm);
   cudaFree(A); cudaFree(Dv); cudaFree(bias);
 }
 
-template <int kN, int kS, int kT, int kThreads, int kMinB = 0>
+template <int kN, int kS, int kT, int kThreads, int kMinB = 0, bool kPipe = false, int kCPT = 1>
 void run(const Shape& s, double exp2_rate) {
-  run_t<__nv_bfloat16, kN, kS, kT, kThreads, kMinB>(s, exp2_rate);
+  run_t<__nv_bfloat16, kN, kS, kT, kThreads, kMinB, kPipe, kCPT>(s, exp2_rate);
 }
 
 }  // namespace
 
-int main(int argc, char**) {
-  const double rate = 4.15e12;  // H100 ex2.approx rate measured by ssmkit_bench
+int main(int argc, char** argv) {
+  // ex2.approx rate of the device (ssmkit_bench measures it: 4.15e12 /s on H100 and H200).
+  const double rate = argc > 2 ? std::atof(argv[2]) : 4.15e12;
   for (Shape s : {Shape{8, 1536, 2048, 16}, Shape{4, 2048, 2048, 16}, Shape{1, 5120, 4096, 16},
-                  Shape{1, 2048, 65536, 16}}) {
+                  Shape{8, 5120, 2048, 16}, Shape{1, 2048, 65536, 16}}) {
     // minB: blocks per SM the registers are sized for (0: the traits' rule, 4 at 128 threads).
     run<16, 4, 32, 128>(s, rate);
-    run<16, 4, 32, 128, 5>(s, rate);
-    run<16, 4, 64, 128>(s, rate);
-    run<16, 2, 32, 128, 6>(s, rate);
-    run<16, 2, 32, 128, 5>(s, rate);
-    run<16, 2, 32, 256, 3>(s, rate);
-    run<16, 2, 64, 128>(s, rate);
-    run<16, 2, 64, 128, 6>(s, rate);
+    run<16, 2, 64, 128>(s, rate);  // the few-channels configuration
+    run<16, 4, 64, 128, 3>(s, rate);
+    // Software-pipelined main loop (two stages, one barrier per tile).
+    run<16, 4, 32, 128, 3, true>(s, rate);
+    run<16, 4, 32, 128, 2, true>(s, rate);
+    // Two channels per thread (B and C read once for both), pipelined.
+    run<16, 4, 16, 64, 3, true, 2>(s, rate);
+    run<16, 4, 16, 64, 5, true, 2>(s, rate);
+    run<16, 4, 32, 64, 3, true, 2>(s, rate);
+    run<16, 8, 32, 128, 3, true>(s, rate);
   }
-  // fp32 inputs: two element vectors per thread at 32-step tiles (no read-ahead of the next
-  // four steps); 16-step tiles or two states per thread give one.
   for (Shape s : {Shape{8, 1536, 2048, 16}, Shape{8, 5120, 2048, 16}}) {
-    run_t<float, 16, 4, 32, 128>(s, rate);
     run_t<float, 16, 4, 16, 128>(s, rate);
     run_t<float, 16, 2, 32, 128>(s, rate);
-    run_t<float, 16, 4, 16, 256>(s, rate);
+    run_t<float, 16, 4, 16, 128, 3, true>(s, rate);
+    run_t<float, 16, 4, 16, 64, 3, true, 2>(s, rate);
+    run_t<float, 16, 4, 8, 64, 3, true, 2>(s, rate);
+    run_t<__half, 16, 4, 32, 128>(s, rate);
+    run_t<__half, 16, 4, 16, 64, 3, true, 2>(s, rate);
   }
-  if (argc > 1) return 0;  // state size 16 only
+  if (argc > 1 && std::strcmp(argv[1], "all") != 0) return 0;  // state size 16 only
   const Shape s32{4, 2048, 2048, 32}, s64{4, 2048, 2048, 64}, s128{4, 2048, 2048, 128}, s256{4, 2048, 2048, 256};
   run<32, 4, 32, 256>(s32, rate);
-  run<32, 4, 32, 256, 3>(s32, rate);
-  run<32, 4, 32, 512>(s32, rate);
-  run<32, 2, 32, 256>(s32, rate);
+  run<32, 4, 32, 128, 0, false, 2>(s32, rate);
+  run<32, 8, 16, 128, 3, true, 2>(s32, rate);
   run<64, 8, 32, 256>(s64, rate);
-  run<64, 8, 32, 512>(s64, rate);
-  run<64, 8, 32, 256, 3>(s64, rate);
-  run<64, 4, 32, 256>(s64, rate);
+  run<64, 8, 32, 128, 0, false, 2>(s64, rate);
   run<128, 16, 16, 256>(s128, rate);
-  run<128, 8, 16, 512>(s128, rate);
-  run<128, 16, 32, 256>(s128, rate);
-  run<128, 8, 32, 512>(s128, rate);
-  run<256, 16, 16, 256>(s256, rate);
+  run<128, 16, 16, 128, 0, false, 2>(s128, rate);
   run<256, 16, 16, 512>(s256, rate);
-  run<256, 32, 16, 256>(s256, rate);
+  run<256, 16, 16, 256, 0, false, 2>(s256, rate);
   return 0;
 }

@@ -30,8 +30,10 @@ SSMKIT_NAMESPACE_BEGIN
 //! states are spread over kNState / kStatesPerThread lanes; every configuration gives a
 //! block at least 32 channels, so that the B and C tiles, converted once per block, serve
 //! many channels. Large state sizes take shorter tiles (the B and C tiles grow with the
-//! state). When batch x channels give few blocks, selective_scan_fwd(p, stream) switches to
-//! ScanFewChannelsConfig, and the launcher may also cut the sequence into ranges.
+//! state). At N = 256 a thread holds the same 16 states of two channels (half the threads,
+//! each B and C read serving both: 8 % faster on an H200, 2026-12-03). The run-time launcher
+//! selective_scan_fwd(p, stream) picks another configuration by the size of the grid (see
+//! detail::scan_launch_shape()), and the launcher may also cut the sequence into ranges.
 //! @tparam kNState state capacity (16, 32, 64, 128 or 256)
 template <int kNState>
 struct ScanDefaultConfig {
@@ -40,12 +42,16 @@ struct ScanDefaultConfig {
   //! Time steps per tile.
   static constexpr int kTileLen = kNState <= 128 ? 32 : 16;
   //! Threads per block.
-  static constexpr int kThreads = kNState <= 16 ? 128 : (kNState == 32 || kNState == 128 ? 256 : 512);
+  static constexpr int kThreads = kNState <= 16 ? 128 : (kNState == 32 || kNState == 128 || kNState == 256 ? 256 : 512);
   //! Blocks per SM the register budget is sized for (0: SelectiveScanTraits' rule).
   static constexpr int kMinBlocks = 0;
+  //! Software-pipelined main loop (SelectiveScanTraits::kPipelined).
+  static constexpr bool kPipeline = false;
+  //! Channels per thread (SelectiveScanTraits::kChannelsPerThread).
+  static constexpr int kChannelsPerThread = kNState == 256 ? 2 : 1;
 };
 
-//! Configuration for launches whose batch x channels fill fewer than two blocks per SM with
+//! Configuration for launches whose batch x channels fill fewer than 1.5 blocks per SM with
 //! the default configuration (e.g. batch-1 prefill): fewer states per thread give twice the
 //! threads, and longer tiles halve the per-tile overhead. Measured better only at N = 16;
 //! other state sizes keep the default (kDistinct is false).
@@ -64,6 +70,8 @@ struct ScanFewChannelsConfig<16> {
   static constexpr int kTileLen = 64;         //!< Time steps per tile.
   static constexpr int kThreads = 128;        //!< Threads per block.
   static constexpr int kMinBlocks = 0;        //!< Register budget (0: the traits' rule).
+  static constexpr bool kPipeline = false;    //!< Software-pipelined main loop.
+  static constexpr int kChannelsPerThread = 1;  //!< Channels per thread.
 };
 
 //! Configuration for one element type, where it measured better than ScanDefaultConfig;
@@ -85,6 +93,30 @@ template <>
 struct ScanElementConfig<float, 16> : ScanDefaultConfig<16> {
   static constexpr bool kDistinct = true;  //!< Differs from the default.
   static constexpr int kTileLen = 16;      //!< Time steps per tile.
+};
+
+//! Configuration for a grid that fits in one wave of @p kBlocksPerSM blocks per SM: the
+//! software-pipelined main loop (two shared-memory stages, 65.5 KB per block at N = 16, one
+//! barrier per tile) with registers for that many blocks. It has fewer resident warps than
+//! the default, so it pays only where the default would not have more blocks resident
+//! anyway. Distinct at N = 16: with 3 blocks per SM for every element type, with 2 for the
+//! 16-bit ones (sweep of 2026-12-03, H200: mamba-130m bf16 0.223 -> 0.203-0.213 ms, fp32
+//! 0.281 -> 0.261 ms; B4 D2048 bf16 0.171 -> 0.147 ms).
+//! @tparam T             element type
+//! @tparam kNState       state capacity
+//! @tparam kBlocksPerSM  blocks per SM (2 or 3)
+template <typename T, int kNState, int kBlocksPerSM>
+struct ScanOneWaveConfig : ScanElementConfig<T, kNState> {
+  //! True where this configuration differs from the others.
+  static constexpr bool kDistinct = false;
+};
+
+//! ScanOneWaveConfig at N = 16.
+template <typename T, int kBlocksPerSM>
+struct ScanOneWaveConfig<T, 16, kBlocksPerSM> : ScanElementConfig<T, 16> {
+  static constexpr bool kDistinct = kBlocksPerSM == 3 || sizeof(T) == 2;  //!< Differs from the others.
+  static constexpr int kMinBlocks = kBlocksPerSM;                           //!< Register budget.
+  static constexpr bool kPipeline = true;                                   //!< Pipelined main loop.
 };
 
 namespace detail {
@@ -143,9 +175,12 @@ template <typename T, int kNState,
           int kStatesPerThread = ScanDefaultConfig<kNState>::kStatesPerThread,
           int kTileLen = ScanDefaultConfig<kNState>::kTileLen,
           int kThreads = ScanDefaultConfig<kNState>::kThreads,
-          int kMinBlocks = ScanDefaultConfig<kNState>::kMinBlocks>
+          int kMinBlocks = ScanDefaultConfig<kNState>::kMinBlocks,
+          bool kPipeline = ScanDefaultConfig<kNState>::kPipeline,
+          int kChannelsPerThread = ScanDefaultConfig<kNState>::kChannelsPerThread>
 Status selective_scan_workspace_size(const SelectiveScanParams& p, size_t& bytes) {
-  using Traits = SelectiveScanTraits<T, kNState, kStatesPerThread, kTileLen, kThreads, kMinBlocks>;
+  using Traits = SelectiveScanTraits<T, kNState, kStatesPerThread, kTileLen, kThreads, kMinBlocks, kPipeline,
+                                     kChannelsPerThread>;
   bytes = 0;
   SSMKIT_TRY(can_implement(p));
   ScanSplit split;
@@ -168,15 +203,20 @@ Status selective_scan_workspace_size(const SelectiveScanParams& p, size_t& bytes
 //! @tparam kTileLen         time steps per tile
 //! @tparam kThreads         threads per block
 //! @tparam kMinBlocks       blocks per SM the register budget is sized for (0: the traits' rule)
+//! @tparam kPipeline        software-pipelined main loop (SelectiveScanTraits::kPipelined)
+//! @tparam kChannelsPerThread channels per thread (SelectiveScanTraits::kChannelsPerThread)
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
 template <typename T, int kNState,
           int kStatesPerThread = ScanDefaultConfig<kNState>::kStatesPerThread,
           int kTileLen = ScanDefaultConfig<kNState>::kTileLen,
           int kThreads = ScanDefaultConfig<kNState>::kThreads,
-          int kMinBlocks = ScanDefaultConfig<kNState>::kMinBlocks>
+          int kMinBlocks = ScanDefaultConfig<kNState>::kMinBlocks,
+          bool kPipeline = ScanDefaultConfig<kNState>::kPipeline,
+          int kChannelsPerThread = ScanDefaultConfig<kNState>::kChannelsPerThread>
 Status selective_scan_fwd(const SelectiveScanParams& p, cudaStream_t stream) {
-  using Traits = SelectiveScanTraits<T, kNState, kStatesPerThread, kTileLen, kThreads, kMinBlocks>;
+  using Traits = SelectiveScanTraits<T, kNState, kStatesPerThread, kTileLen, kThreads, kMinBlocks, kPipeline,
+                                     kChannelsPerThread>;
   SSMKIT_TRY(can_implement(p));
   if (p.dtype != TypeTraits<T>::kDType)
     return Status::Error(StatusCode::kInvalidArgument,
@@ -245,33 +285,65 @@ Status selective_scan_fwd(const SelectiveScanParams& p, cudaStream_t stream) {
 
 namespace detail {
 
-//! The few-channels rule: fewer than two blocks per SM with the default configuration.
+//! How a launch is shaped by its grid (see scan_launch_shape()).
+enum class ScanLaunchShape {
+  kFewChannels,  //!< ScanFewChannelsConfig: more threads per channel
+  kOneWave2,     //!< ScanOneWaveConfig with 2 blocks per SM
+  kOneWave3,     //!< ScanOneWaveConfig with 3 blocks per SM
+  kDefault,      //!< ScanElementConfig / ScanDefaultConfig
+};
+
+//! The grid rule of the run-time launcher, from the blocks of the default configuration
+//! (32 channels each at N = 16) and the SMs of the device:
+//! - under 1.5 blocks per SM, the few-channels configuration (twice the threads);
+//! - 1.5 to 2 blocks per SM, the pipelined loop at 2 blocks per SM (one wave, more registers);
+//! - 2 to 3 blocks per SM, the pipelined loop at 3 blocks per SM (one wave);
+//! - more, the default (4 blocks per SM resident, several waves).
 //! @param default_blocks blocks of the default configuration (SelectiveScanTraits::grid_size)
 //! @param sms            SMs of the device
-inline bool few_channels(int64_t default_blocks, int sms) { return default_blocks < 2 * int64_t(sms); }
+inline ScanLaunchShape scan_launch_shape(int64_t default_blocks, int sms) {
+  const int64_t s = sms;
+  if (2 * default_blocks < 3 * s) return ScanLaunchShape::kFewChannels;
+  if (default_blocks < 2 * s) return ScanLaunchShape::kOneWave2;
+  if (default_blocks <= 3 * s) return ScanLaunchShape::kOneWave3;
+  return ScanLaunchShape::kDefault;
+}
 
-//! True when @p p gives fewer than two blocks per SM of the current device with the default
-//! configuration of state capacity @p kNState (see ScanFewChannelsConfig).
+//! The launch shape of @p p on the current device for state capacity @p kNState.
 template <int kNState>
-Status use_few_channels_config(const SelectiveScanParams& p, bool& few) {
+Status scan_launch_shape_of(const SelectiveScanParams& p, ScanLaunchShape& shape) {
   int dev = 0, sms = 0;
   SSMKIT_CUDA_TRY(cudaGetDevice(&dev));
   SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   using C = ScanDefaultConfig<kNState>;
-  using Traits = SelectiveScanTraits<float, kNState, C::kStatesPerThread, C::kTileLen, C::kThreads>;
-  few = few_channels(Traits::grid_size(p), sms);
+  using Traits = SelectiveScanTraits<float, kNState, C::kStatesPerThread, C::kTileLen, C::kThreads, 0, false,
+                                     C::kChannelsPerThread>;
+  shape = scan_launch_shape(Traits::grid_size(p), sms);
   return Status::Ok();
 }
 
-//! Calls f(config) with the configuration type the run-time launcher uses for @p p:
-//! ScanFewChannelsConfig for few channels, else ScanElementConfig where it is distinct, else
-//! ScanDefaultConfig.
+//! Calls f(config) with the configuration type the run-time launcher uses for @p p: by
+//! scan_launch_shape(), where that shape's configuration is distinct for (T, kNState); else
+//! ScanElementConfig where it is distinct, else ScanDefaultConfig.
 template <typename T, int kNState, class F>
 Status with_scan_config(const SelectiveScanParams& p, F&& f) {
-  if constexpr (ScanFewChannelsConfig<kNState>::kDistinct) {
-    bool few = false;
-    SSMKIT_TRY(use_few_channels_config<kNState>(p, few));
-    if (few) return f(ScanFewChannelsConfig<kNState>{});
+  if constexpr (ScanFewChannelsConfig<kNState>::kDistinct || ScanOneWaveConfig<T, kNState, 2>::kDistinct ||
+                ScanOneWaveConfig<T, kNState, 3>::kDistinct) {
+    ScanLaunchShape shape = ScanLaunchShape::kDefault;
+    SSMKIT_TRY(scan_launch_shape_of<kNState>(p, shape));
+    // A 2-blocks shape without a configuration of its own runs as few channels (the rule
+    // before the pipelined loop).
+    if (shape == ScanLaunchShape::kOneWave2 && !ScanOneWaveConfig<T, kNState, 2>::kDistinct)
+      shape = ScanLaunchShape::kFewChannels;
+    if constexpr (ScanFewChannelsConfig<kNState>::kDistinct) {
+      if (shape == ScanLaunchShape::kFewChannels) return f(ScanFewChannelsConfig<kNState>{});
+    }
+    if constexpr (ScanOneWaveConfig<T, kNState, 2>::kDistinct) {
+      if (shape == ScanLaunchShape::kOneWave2) return f(ScanOneWaveConfig<T, kNState, 2>{});
+    }
+    if constexpr (ScanOneWaveConfig<T, kNState, 3>::kDistinct) {
+      if (shape == ScanLaunchShape::kOneWave3) return f(ScanOneWaveConfig<T, kNState, 3>{});
+    }
   }
   if constexpr (ScanElementConfig<T, kNState>::kDistinct) return f(ScanElementConfig<T, kNState>{});
   else return f(ScanDefaultConfig<kNState>{});
@@ -284,7 +356,8 @@ Status selective_scan_workspace_size_for_dtype(const SelectiveScanParams& p, siz
     constexpr int kN = decltype(n)::value;
     return with_scan_config<T, kN>(p, [&](auto cfg) {
       using C = decltype(cfg);
-      return selective_scan_workspace_size<T, kN, C::kStatesPerThread, C::kTileLen, C::kThreads, C::kMinBlocks>(p, bytes);
+      return selective_scan_workspace_size<T, kN, C::kStatesPerThread, C::kTileLen, C::kThreads, C::kMinBlocks, C::kPipeline,
+                                                   C::kChannelsPerThread>(p, bytes);
     });
   });
 }
@@ -297,7 +370,8 @@ Status selective_scan_fwd_for_dtype(const SelectiveScanParams& p, cudaStream_t s
     constexpr int kN = decltype(n)::value;
     return with_scan_config<T, kN>(p, [&](auto cfg) {
       using C = decltype(cfg);
-      return selective_scan_fwd<T, kN, C::kStatesPerThread, C::kTileLen, C::kThreads, C::kMinBlocks>(p, stream);
+      return selective_scan_fwd<T, kN, C::kStatesPerThread, C::kTileLen, C::kThreads, C::kMinBlocks, C::kPipeline,
+                                        C::kChannelsPerThread>(p, stream);
     });
   });
 }

@@ -443,3 +443,81 @@ TEST_CASE("selective scan with fused conv1d: pieces carrying both states equal o
     expect_pieces_equal_one_call(whole, {1, 2, 61, 300, 636});
   }
 }
+
+namespace {
+
+// Runs one explicit configuration of the compile-time launcher on a case and checks it.
+template <typename T, int kS, int kTile, int kThreads, int kMinB, bool kPipe, int kCPT>
+void check_config(const ScanCase& c) {
+  INFO(c.name() << " | kS " << kS << " tile " << kTile << " threads " << kThreads << " minB " << kMinB
+                << " pipeline " << kPipe << " channels/thread " << kCPT);
+  ScanProblem pb(c);
+  pb.dout.poison();
+  pb.dlast.poison();
+  const ssmkit::Status st = ssmkit::selective_scan_fwd<T, 16, kS, kTile, kThreads, kMinB, kPipe, kCPT>(pb.dev, nullptr);
+  INFO(st.message());
+  REQUIRE(st.ok());
+  SSMKIT_TEST_CUDA(cudaDeviceSynchronize());
+  expect_matches_reference(pb);
+}
+
+// Cases for whole-tile (pipelined) main loops: whole blocks of channels with tiles to spare
+// and a partial last tile, an exact multiple of the tile, ranges of a split sequence (few
+// blocks), partial channel blocks, options off, constant B/C, groups, unaligned rows, and a
+// grid large enough for one range.
+std::vector<ScanCase> pipeline_cases(DType t) {
+  ScanCase base;
+  base.dtype = t;
+  base.batch = 2;
+  base.dim = 128;
+  base.seqlen = 167;
+  base.dstate = 16;
+  base.n_groups = 2;
+  std::vector<ScanCase> cs;
+  cs.push_back(base);
+  { ScanCase c = base; c.seqlen = 192; cs.push_back(c); }
+  { ScanCase c = base; c.seqlen = 1000; c.batch = 1; cs.push_back(c); }
+  { ScanCase c = base; c.z = c.D = c.bias = c.softplus = false; cs.push_back(c); }
+  { ScanCase c = base; c.z = false; c.h0 = false; cs.push_back(c); }
+  { ScanCase c = base; c.dim = 40; c.n_groups = 1; cs.push_back(c); }
+  { ScanCase c = base; c.B_var = false; cs.push_back(c); }
+  { ScanCase c = base; c.C_var = false; c.B_var = false; cs.push_back(c); }
+  { ScanCase c = base; c.row_pad = 3; cs.push_back(c); }
+  { ScanCase c = base; c.dstate = 13; cs.push_back(c); }
+  { ScanCase c = base; c.dim = 8192; c.n_groups = 1; c.seqlen = 133; cs.push_back(c); }
+  for (size_t i = 0; i < cs.size(); ++i) cs[i].seed = 900 + i;
+  return cs;
+}
+
+template <typename T>
+void check_pipeline_configs(DType t) {
+  for (const ScanCase& c : pipeline_cases(t)) {
+    check_config<T, 4, 32, 128, 3, true, 1>(c);
+    check_config<T, 4, 16, 64, 3, true, 2>(c);
+    check_config<T, 4, 32, 64, 3, true, 2>(c);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("selective scan: pipelined main loop and two channels per thread", "[gpu][scan][pipeline]") {
+  check_pipeline_configs<__nv_bfloat16>(DType::kBFloat16);
+  check_pipeline_configs<__half>(DType::kFloat16);
+  for (const ScanCase& c : pipeline_cases(DType::kFloat32)) {
+    check_config<float, 4, 16, 128, 3, true, 1>(c);
+    check_config<float, 4, 16, 64, 3, true, 2>(c);
+  }
+}
+
+TEST_CASE("selective scan: pipelined main loop, sanitizer size", "[gpu][scan][sanitize]") {
+  ScanCase c;
+  c.dtype = DType::kBFloat16;
+  c.batch = 1;
+  c.dim = 64;
+  c.seqlen = 167;
+  c.seed = 4242;
+  check_config<__nv_bfloat16, 4, 32, 128, 3, true, 1>(c);
+  check_config<__nv_bfloat16, 4, 16, 64, 3, true, 2>(c);
+  c.dim = 40;
+  check_config<__nv_bfloat16, 4, 16, 64, 3, true, 2>(c);
+}

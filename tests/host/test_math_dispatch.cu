@@ -151,35 +151,59 @@ TEST_CASE("the sequence split heuristic", "[host][dispatch]") {
   CHECK(ssmkit::detail::scan_split_bytes(p, s) >= size_t(2) * 5120 * 17 * sizeof(float));
 }
 
-TEST_CASE("the few-channels configuration rule and the default configurations", "[host][dispatch]") {
-  using ssmkit::detail::few_channels;
-  // N = 16 on 132 SMs: mamba-130m training (B8 D1536) keeps the default (384 blocks of 32
-  // channels); B4 D2048 (256 blocks) and batch-1 prefill B1 D5120 (160) take the other.
+TEST_CASE("the launch-shape rule and the default configurations", "[host][dispatch]") {
+  using ssmkit::detail::scan_launch_shape;
+  using Shape = ssmkit::detail::ScanLaunchShape;
+  // N = 16 on 132 SMs: mamba-130m training (B8 D1536, 384 blocks of 32 channels) and B4 D2048
+  // (256) fit one wave of the pipelined loop at 3 and 2 blocks per SM; batch-1 prefill
+  // B1 D5120 (160) takes the few-channels configuration, B8 D5120 (1280) the default.
   auto blocks16 = [](int64_t batch, int64_t dim) {
     using C = ssmkit::ScanDefaultConfig<16>;
     using Traits = ssmkit::SelectiveScanTraits<float, 16, C::kStatesPerThread, C::kTileLen, C::kThreads>;
     return Traits::grid_size(ssmkit::make_selective_scan_params(ssmkit::DType::kBFloat16, batch, dim, 2048, 16));
   };
   CHECK(blocks16(8, 1536) == 384);
-  CHECK_FALSE(few_channels(blocks16(8, 1536), 132));
-  CHECK(few_channels(blocks16(4, 2048), 132));
-  CHECK(few_channels(blocks16(1, 5120), 132));
-  CHECK_FALSE(few_channels(264, 132));
-  CHECK(few_channels(263, 132));
-  // Only N = 16 has a distinct few-channels configuration; every default gives a block at
-  // least 32 channels.
+  CHECK(scan_launch_shape(blocks16(8, 1536), 132) == Shape::kOneWave3);
+  CHECK(scan_launch_shape(blocks16(4, 2048), 132) == Shape::kOneWave2);
+  CHECK(scan_launch_shape(blocks16(1, 5120), 132) == Shape::kFewChannels);
+  CHECK(scan_launch_shape(blocks16(8, 5120), 132) == Shape::kDefault);
+  CHECK(scan_launch_shape(197, 132) == Shape::kFewChannels);
+  CHECK(scan_launch_shape(198, 132) == Shape::kOneWave2);
+  CHECK(scan_launch_shape(263, 132) == Shape::kOneWave2);
+  CHECK(scan_launch_shape(264, 132) == Shape::kOneWave3);
+  CHECK(scan_launch_shape(396, 132) == Shape::kOneWave3);
+  CHECK(scan_launch_shape(397, 132) == Shape::kDefault);
+  // Small GPUs (Jetson Orin: 8-16 SMs) follow the same rule.
+  CHECK(scan_launch_shape(20, 16) == Shape::kFewChannels);
+  CHECK(scan_launch_shape(40, 16) == Shape::kOneWave3);
+  // Only N = 16 has distinct few-channels and one-wave configurations; the 2-blocks one only
+  // for 16-bit types (fp32 keeps the few-channels configuration there).
   CHECK(ssmkit::ScanFewChannelsConfig<16>::kDistinct);
   CHECK_FALSE(ssmkit::ScanFewChannelsConfig<32>::kDistinct);
   CHECK_FALSE(ssmkit::ScanFewChannelsConfig<256>::kDistinct);
-  CHECK(ssmkit::ScanDefaultConfig<16>::kThreads / (16 / ssmkit::ScanDefaultConfig<16>::kStatesPerThread) >= 32);
+  CHECK(ssmkit::ScanOneWaveConfig<__nv_bfloat16, 16, 3>::kDistinct);
+  CHECK(ssmkit::ScanOneWaveConfig<__half, 16, 2>::kDistinct);
+  CHECK(ssmkit::ScanOneWaveConfig<float, 16, 3>::kDistinct);
+  CHECK_FALSE(ssmkit::ScanOneWaveConfig<float, 16, 2>::kDistinct);
+  CHECK_FALSE(ssmkit::ScanOneWaveConfig<__nv_bfloat16, 32, 3>::kDistinct);
+  CHECK(ssmkit::ScanOneWaveConfig<float, 16, 3>::kTileLen == 16);
+  CHECK(ssmkit::ScanOneWaveConfig<__nv_bfloat16, 16, 3>::kPipeline);
   // fp32 at N = 16 takes 16-step tiles (one element vector per thread); other types the default.
   CHECK(ssmkit::ScanElementConfig<float, 16>::kDistinct);
   CHECK(ssmkit::ScanElementConfig<float, 16>::kTileLen == 16);
   CHECK(ssmkit::ScanElementConfig<float, 16>::kStatesPerThread == ssmkit::ScanDefaultConfig<16>::kStatesPerThread);
   CHECK_FALSE(ssmkit::ScanElementConfig<__nv_bfloat16, 16>::kDistinct);
   CHECK_FALSE(ssmkit::ScanElementConfig<float, 32>::kDistinct);
-  CHECK(ssmkit::ScanDefaultConfig<32>::kThreads / (32 / ssmkit::ScanDefaultConfig<32>::kStatesPerThread) >= 32);
-  CHECK(ssmkit::ScanDefaultConfig<64>::kThreads / (64 / ssmkit::ScanDefaultConfig<64>::kStatesPerThread) >= 32);
-  CHECK(ssmkit::ScanDefaultConfig<128>::kThreads / (128 / ssmkit::ScanDefaultConfig<128>::kStatesPerThread) >= 32);
-  CHECK(ssmkit::ScanDefaultConfig<256>::kThreads / (256 / ssmkit::ScanDefaultConfig<256>::kStatesPerThread) >= 32);
+  // Every default gives a block at least 32 channels; at N = 256 two per thread.
+  auto channels = [](auto cfg, auto n) {
+    using C = decltype(cfg);
+    return ssmkit::SelectiveScanTraits<float, decltype(n)::value, C::kStatesPerThread, C::kTileLen, C::kThreads, 0,
+                                       false, C::kChannelsPerThread>::kChannels;
+  };
+  CHECK(channels(ssmkit::ScanDefaultConfig<16>{}, std::integral_constant<int, 16>{}) >= 32);
+  CHECK(channels(ssmkit::ScanDefaultConfig<32>{}, std::integral_constant<int, 32>{}) >= 32);
+  CHECK(channels(ssmkit::ScanDefaultConfig<64>{}, std::integral_constant<int, 64>{}) >= 32);
+  CHECK(channels(ssmkit::ScanDefaultConfig<128>{}, std::integral_constant<int, 128>{}) >= 32);
+  CHECK(channels(ssmkit::ScanDefaultConfig<256>{}, std::integral_constant<int, 256>{}) >= 32);
+  CHECK(ssmkit::ScanDefaultConfig<256>::kChannelsPerThread == 2);
 }

@@ -23,7 +23,8 @@ SSMKIT_NAMESPACE_BEGIN
 //! sequence in tiles of @c kTileLen steps, the state in registers. Each channel's @c kNState
 //! states are spread over @c kThreadsPerChannel adjacent lanes, @c kStatesPerThread each:
 //! lane l holds states l, l + kThreadsPerChannel, l + 2 kThreadsPerChannel, ... so that the
-//! lanes of a channel read different shared-memory banks. Per tile the block
+//! lanes of a channel read different shared-memory banks; with @c kChannelsPerThread > 1 a
+//! lane holds those states of channels g, g + kChannelGroups, ... Per tile the block
 //!   1. converts the tile's u, delta and variable B/C (loaded into registers during the
 //!      previous tile, so the loads overlap the recurrence) into dt and dt*u in shared memory,
 //!      once per element;
@@ -33,6 +34,9 @@ SSMKIT_NAMESPACE_BEGIN
 //!   3. sums the partials, adds D*u, applies the z gate and stores out with 16-byte stores.
 //! Tiles that lie wholly inside the sequence, with every channel of the block present and
 //! aligned rows, take a path without per-element bounds checks.
+//! With @c kPipeline_ (kPipelined) the whole tiles of a range with variable B and C run a
+//! software-pipelined loop instead: steps 1 (for tile k + 1), 2 (tile k) and 3 (tile k - 1)
+//! after one barrier, from two shared-memory stages.
 //! @tparam T                 element type of u, delta, z, out and variable B/C
 //! @tparam kNState_          largest state size handled (the run-time dstate may be smaller)
 //! @tparam kStatesPerThread_ states held by one thread
@@ -40,7 +44,16 @@ SSMKIT_NAMESPACE_BEGIN
 //! @tparam kThreads_         threads per block
 //! @tparam kMinBlocks_       blocks per SM the register budget is sized for; 0 picks
 //!                           512 threads per SM (N <= 32) or 384 (larger N)
-template <typename T, int kNState_, int kStatesPerThread_, int kTileLen_, int kThreads_, int kMinBlocks_ = 0>
+//! @tparam kPipeline_        software-pipelined main loop: two shared-memory stages, so that
+//!                           the conversion of tile k + 1 and the epilogue of tile k - 1 are
+//!                           issued in the same instruction stream as the recurrence of
+//!                           tile k, with one barrier per tile (see kPipelined)
+//! @tparam kChannelsPerThread_ channels whose states (the same states of each) one thread
+//!                           holds: the B and C values it reads from shared memory serve
+//!                           all of them, so shared-memory traffic per state and step falls
+//!                           from 2 / kStatesPerThread + 2 to 2 / kStatesPerThread + 2 / kChannelsPerThread
+template <typename T, int kNState_, int kStatesPerThread_, int kTileLen_, int kThreads_, int kMinBlocks_ = 0,
+          bool kPipeline_ = false, int kChannelsPerThread_ = 1>
 struct SelectiveScanTraits {
   using Element = T;                                          //!< Element type.
   static constexpr int kNState = kNState_;                    //!< State capacity.
@@ -48,7 +61,10 @@ struct SelectiveScanTraits {
   static constexpr int kTileLen = kTileLen_;                  //!< Steps per tile.
   static constexpr int kThreads = kThreads_;                  //!< Threads per block.
   static constexpr int kThreadsPerChannel = kNState / kStatesPerThread;  //!< Lanes per channel.
-  static constexpr int kChannels = kThreads / kThreadsPerChannel;        //!< Channels per block.
+  static constexpr int kChannelsPerThread = kChannelsPerThread_;         //!< Channels per thread.
+  //! Groups of kThreadsPerChannel lanes; group g holds channels g, g + kChannelGroups, ...
+  static constexpr int kChannelGroups = kThreads / kThreadsPerChannel;
+  static constexpr int kChannels = kChannelGroups * kChannelsPerThread;  //!< Channels per block.
   static constexpr int kVec = kVecElems<T>;                //!< Elements per 16-byte vector.
   static constexpr int kVecsPerRow = kTileLen / kVec;      //!< Vectors per channel and tile.
   static constexpr int kVecsPerTile = kChannels * kVecsPerRow;  //!< Vectors of u per tile.
@@ -66,6 +82,13 @@ struct SelectiveScanTraits {
   static constexpr int kRow = kTileLen + 4;
   //! Floats per channel of the partial sums (the extra vector offsets channels by four banks).
   static constexpr int kYChannel = kThreadsPerChannel * kRow + 4;
+  //! True where the pipelined main loop is compiled: asked for, every thread owning the same
+  //! number of element vectors and of B/C vectors, at most four lanes per channel (no extra
+  //! reduction pass). Whole tiles of variable B and C take it at run time.
+  static constexpr bool kPipelined = kPipeline_ && kVecsPerTile % kThreads == 0 &&
+                                     (2 * kBCVecs) % kThreads == 0 && kThreadsPerChannel <= 4;
+  //! Shared-memory stages (two for the pipelined loop).
+  static constexpr int kStages = kPipelined ? 2 : 1;
 
   static_assert(kNState % kStatesPerThread == 0, "kStatesPerThread must divide kNState");
   static_assert(kThreadsPerChannel >= 1 && kThreadsPerChannel <= 32 &&
@@ -74,13 +97,17 @@ struct SelectiveScanTraits {
   static_assert(kThreads % 32 == 0 && kThreads % kThreadsPerChannel == 0, "bad block size");
   static_assert(kTileLen % kVec == 0 && kTileLen % 4 == 0, "tile must hold whole vectors");
 
-  //! Shared memory of one block.
-  struct TempStorage {
+  //! The inputs of one tile in shared memory.
+  struct Stage {
     float dt[kChannels][kRow];           //!< dt per channel and step.
     float dtu[kChannels][kRow];          //!< dt * u per channel and step.
-    float y[kChannels * kYChannel];      //!< Partial sums of C*h per channel, lane and step.
     float B[kNState][kRow];              //!< Variable B of the tile, per state.
     float C[kNState][kRow];              //!< Variable C of the tile, per state.
+  };
+  //! Shared memory of one block.
+  struct TempStorage {
+    Stage stage[kStages];                     //!< Tile inputs (two tiles when pipelined).
+    float y[kStages][kChannels * kYChannel];  //!< Partial sums of C*h per channel, lane and step.
   };
 
   //! Number of blocks for @p p when the sequence is cut into @p splits ranges.
@@ -108,6 +135,12 @@ SSMKIT_DEVICE uint4 load_raw(const T* __restrict__ src, int valid, bool vec) {
       if (i < valid) e[i] = src[i];
   }
   return raw;
+}
+
+// Component-wise c ? a : b (selects in registers, where a conditional reference would take
+// the registers' address).
+SSMKIT_DEVICE uint4 select_raw(bool c, const uint4& a, const uint4& b) {
+  return make_uint4(c ? a.x : b.x, c ? a.y : b.y, c ? a.z : b.z, c ? a.w : b.w);
 }
 
 template <typename T>
@@ -189,36 +222,50 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
   // Whole tiles take the path without bounds checks when all of the block's rows are there.
   const bool all_rows = vec_x && vec_B && vec_C && n_chan == kC && dstate == Traits::kNState;
 
-  // Recurrence role of this thread: channel c, states lane_in_channel + i * kTPC.
-  const int c = tid / kTPC;
+  // Recurrence role of this thread: channels c[k] = group + k * kChannelGroups, states
+  // lane_in_channel + i * kTPC of each.
+  constexpr int kCPT = Traits::kChannelsPerThread;
   const int lane_in_channel = tid % kTPC;
-  const bool c_valid = c < n_chan;
-  const int64_t d = d_begin + (c_valid ? c : 0);
-  float a_log2[kS], h[kS], Bc[kS], Cc[kS];
+  int c[kCPT];
+  bool c_valid[kCPT];
+  int64_t d[kCPT];
+  float a_log2[kCPT][kS], h[kCPT][kS], Bc[kCPT][kS], Cc[kCPT][kS];
 #pragma unroll
-  for (int i = 0; i < kS; ++i) {
-    const int n = lane_in_channel + i * kTPC;
-    const bool ok = c_valid && n < dstate;
-    a_log2[i] = ok ? p.A[d * p.A_dim_stride + n * p.A_dstate_stride] * kLog2e : 0.f;
-    h[i] = ok && p.h0 && !kStatePass ? p.h0[b * p.h0_batch_stride + d * p.h0_dim_stride + n] : 0.f;
-    Bc[i] = ok && !p.B_variable ? static_cast<const float*>(p.B)[d * p.B_dim_stride + n * p.B_dstate_stride] : 0.f;
-    Cc[i] = ok && !p.C_variable ? static_cast<const float*>(p.C)[d * p.C_dim_stride + n * p.C_dstate_stride] : 0.f;
+  for (int k = 0; k < kCPT; ++k) {
+    c[k] = tid / kTPC + k * Traits::kChannelGroups;
+    c_valid[k] = c[k] < n_chan;
+    d[k] = d_begin + (c_valid[k] ? c[k] : 0);
+#pragma unroll
+    for (int i = 0; i < kS; ++i) {
+      const int n = lane_in_channel + i * kTPC;
+      const bool ok = c_valid[k] && n < dstate;
+      const int64_t dk = d[k];
+      a_log2[k][i] = ok ? p.A[dk * p.A_dim_stride + n * p.A_dstate_stride] * kLog2e : 0.f;
+      h[k][i] = ok && p.h0 && !kStatePass ? p.h0[b * p.h0_batch_stride + dk * p.h0_dim_stride + n] : 0.f;
+      Bc[k][i] = ok && !p.B_variable ? static_cast<const float*>(p.B)[dk * p.B_dim_stride + n * p.B_dstate_stride] : 0.f;
+      Cc[k][i] = ok && !p.C_variable ? static_cast<const float*>(p.C)[dk * p.C_dim_stride + n * p.C_dstate_stride] : 0.f;
+    }
   }
 
   // Carry into this range: h0 (or zero), then each earlier range's decay and local state.
   if (!kStatePass) {
     for (int64_t j = 0; j < sidx; ++j) {
-      const int64_t row = (j * p.batch + b) * p.dim + d;
-      const float dts = split.ws_dtsum[row];
 #pragma unroll
-      for (int i = 0; i < kS; ++i) {
-        const int n = lane_in_channel + i * kTPC;
-        const float loc = c_valid && n < dstate ? split.ws_state[row * p.dstate + n] : 0.f;
-        h[i] = fmaf(fast_exp2(dts * a_log2[i]), h[i], loc);
+      for (int k = 0; k < kCPT; ++k) {
+        const int64_t row = (j * p.batch + b) * p.dim + d[k];
+        const float dts = split.ws_dtsum[row];
+#pragma unroll
+        for (int i = 0; i < kS; ++i) {
+          const int n = lane_in_channel + i * kTPC;
+          const float loc = c_valid[k] && n < dstate ? split.ws_state[row * p.dstate + n] : 0.f;
+          h[k][i] = fmaf(fast_exp2(dts * a_log2[k][i]), h[k][i], loc);
+        }
       }
     }
   }
-  float dtsum = 0.f;
+  float dtsum[kCPT];
+#pragma unroll
+  for (int k = 0; k < kCPT; ++k) dtsum[k] = 0.f;
 
   // Element role of this thread (loads, dt, epilogue): vectors v = tid + j * kThreads, each
   // kV steps (from tv) of channel cv. Row pointers are set once and advanced by a tile.
@@ -386,8 +433,8 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
           for (int i = 0; i < kV; ++i) dts[i] = has_v[j] && tv_of[j] + i < valid_t ? dts[i] : 0.f;
         }
         // 16-byte stores: rows are 16-byte aligned and tv is a multiple of the vector width.
-        float* dt_row = &smem.dt[cv_of[j]][tv_of[j]];
-        float* dtu_row = &smem.dtu[cv_of[j]][tv_of[j]];
+        float* dt_row = &smem.stage[0].dt[cv_of[j]][tv_of[j]];
+        float* dtu_row = &smem.stage[0].dtu[cv_of[j]][tv_of[j]];
 #pragma unroll
         for (int i = 0; i < kV; i += 4) {
           *reinterpret_cast<float4*>(dt_row + i) = make_float4(dts[i], dts[i + 1], dts[i + 2], dts[i + 3]);
@@ -401,7 +448,7 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     for (int j = 0; j < kBCV; ++j) {
       if (has_w[j]) {
         const bool ok = kFull || nw_of[j] < dstate;
-        float* row = is_C[j] ? &smem.C[nw_of[j]][tw_of[j]] : &smem.B[nw_of[j]][tw_of[j]];
+        float* row = is_C[j] ? &smem.stage[0].C[nw_of[j]][tw_of[j]] : &smem.stage[0].B[nw_of[j]][tw_of[j]];
 #pragma unroll
         for (int i = 0; i < kV; i += 4) {
           float4 q;
@@ -426,9 +473,225 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     }
   };
 
-  load_and_commit(t_begin - kL, true);
-  load_and_commit(t_begin, false);
-  for (int64_t t0 = t_begin; t0 < t_end; t0 += kL) {
+  // The recurrence, four steps at a time, one state after another within the four steps.
+  // Variable B and C (the common case) read shared memory only; otherwise the constant
+  // values in registers stand in. Where the registers allow (one element vector per
+  // thread), the shared-memory reads of the next four steps (dt, dt*u and the B/C of the
+  // first kPre states) are issued before the current four are computed.
+  auto recurrence = [&](auto var_bc, int stage) {
+    typename Traits::Stage& st = smem.stage[stage];
+    constexpr bool kVarBC = decltype(var_bc)::value;
+    constexpr bool kPrefetch = kVPT == 1 || Traits::kPipelined;
+    constexpr int kPre = kS * kCPT <= 4 ? kS : 1;
+    // Constant B or C (per channel) are only used where kVarBC is false.
+    auto load_B = [&](int i, int t, int k) {
+      return kVarBC || Bvar ? *reinterpret_cast<const float4*>(&st.B[lane_in_channel + i * kTPC][t])
+                            : make_float4(Bc[k][i], Bc[k][i], Bc[k][i], Bc[k][i]);
+    };
+    auto load_C = [&](int i, int t, int k) {
+      return kStatePass ? make_float4(0.f, 0.f, 0.f, 0.f)
+                        : (kVarBC || Cvar ? *reinterpret_cast<const float4*>(&st.C[lane_in_channel + i * kTPC][t])
+                                          : make_float4(Cc[k][i], Cc[k][i], Cc[k][i], Cc[k][i]));
+    };
+    struct Group {
+      float4 dt[kCPT], dtu[kCPT], B[kPre], C[kPre];
+    };
+    auto load_group = [&](int t, Group& g) {
+#pragma unroll
+      for (int k = 0; k < kCPT; ++k) {
+        g.dt[k] = *reinterpret_cast<const float4*>(&st.dt[c[k]][t]);
+        g.dtu[k] = *reinterpret_cast<const float4*>(&st.dtu[c[k]][t]);
+      }
+#pragma unroll
+      for (int i = 0; i < kPre; ++i) {
+        g.B[i] = load_B(i, t, 0);
+        g.C[i] = load_C(i, t, 0);
+      }
+    };
+    auto run_group = [&](const Group& g, int t) {
+      float ys[kCPT][4];
+#pragma unroll
+      for (int k = 0; k < kCPT; ++k) ys[k][0] = ys[k][1] = ys[k][2] = ys[k][3] = 0.f;
+#pragma unroll
+      for (int i = 0; i < kS; ++i) {
+        // With variable B and C (or one channel per thread) one read serves every channel.
+        constexpr bool kShared = kVarBC || kCPT == 1;
+        float4 qb = i < kPre ? g.B[i < kPre ? i : 0] : load_B(i, t, 0);
+        float4 qc = i < kPre ? g.C[i < kPre ? i : 0] : load_C(i, t, 0);
+#pragma unroll
+        for (int k = 0; k < kCPT; ++k) {
+          if (!kShared && k > 0) {
+            qb = load_B(i, t, k);
+            qc = load_C(i, t, k);
+          }
+          const float dts[4] = {g.dt[k].x, g.dt[k].y, g.dt[k].z, g.dt[k].w};
+          const float dtus[4] = {g.dtu[k].x, g.dtu[k].y, g.dtu[k].z, g.dtu[k].w};
+          const float Bv[4] = {qb.x, qb.y, qb.z, qb.w};
+          const float Cv[4] = {qc.x, qc.y, qc.z, qc.w};
+#pragma unroll
+          for (int s = 0; s < 4; ++s) {
+            h[k][i] = fmaf(fast_exp2(dts[s] * a_log2[k][i]), h[k][i], dtus[s] * Bv[s]);
+            if (!kStatePass) ys[k][s] = fmaf(Cv[s], h[k][i], ys[k][s]);
+          }
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < kCPT; ++k) {
+        if (kStatePass) {
+          dtsum[k] += (g.dt[k].x + g.dt[k].y) + (g.dt[k].z + g.dt[k].w);
+        } else {
+          float* y_row = &smem.y[stage][c[k] * kYC + lane_in_channel * Traits::kRow];
+          *reinterpret_cast<float4*>(y_row + t) = make_float4(ys[k][0], ys[k][1], ys[k][2], ys[k][3]);
+        }
+      }
+    };
+    if constexpr (kPrefetch) {
+      Group cur;
+      load_group(0, cur);
+#pragma unroll
+      for (int t = 0; t < kL; t += 4) {
+        Group nxt;
+        if (t + 4 < kL) load_group(t + 4, nxt);
+        run_group(cur, t);
+        if (t + 4 < kL) cur = nxt;
+      }
+    } else {
+#pragma unroll 2
+      for (int t = 0; t < kL; t += 4) {
+        Group g;
+        load_group(t, g);
+        run_group(g, t);
+      }
+    }
+  };
+
+  // Pipelined main loop over the range's whole tiles (variable B and C, every row present and
+  // aligned). Iteration j, after one barrier: the recurrence of tile j from stage j % 2, the
+  // epilogue of tile j - 1 from the other partial sums, the conversion of tile j + 1 (loaded
+  // during iteration j - 1) into the other stage, and the loads of tile j + 2. The three are
+  // independent, so the scheduler can fill the recurrence's exp2 and shared-memory latencies
+  // with the element work. The barrier orders every reuse: stage j % 2 was last read by the
+  // recurrence of tile j - 2, the other stage by that of tile j - 1, and the partial sums of
+  // tile j - 1 were complete at the barrier. The rest of the range (a partial tile) runs the
+  // general loop below.
+  int64_t t_start = t_begin;
+  if constexpr (Traits::kPipelined && !kStatePass && !kConv) {
+    const int64_t n_full = all_rows && Bvar && Cvar ? (t_end - t_begin) / kL : 0;
+    auto pipelined = [&](auto has_z) {
+      constexpr bool kZ = decltype(has_z)::value;
+      // Raw u of the tiles awaiting their epilogue (by tile parity), raw z of the last tile.
+      uint4 ru_even[kVPT], ru_odd[kVPT], rz[kVPT];
+#pragma unroll
+      for (int j = 0; j < kVPT; ++j) ru_even[j] = ru_odd[j] = rz[j] = make_uint4(0, 0, 0, 0);
+      const bool sp_on = p.delta_softplus;
+      auto tile_at = [&](int64_t j) { return t_begin + j * kL; };
+      // Converts the registers of a whole tile into stage s (cf. commit_tile).
+      auto commit = [&](int s) {
+        typename Traits::Stage& st = smem.stage[s];
+#pragma unroll
+        for (int j = 0; j < kVPT; ++j) {
+          float dts[kV], dtus[kV];
+#pragma unroll
+          for (int i = 0; i < kV; ++i) {
+            const float x = detail::raw_at<T>(raw_dl[j], i) + bias_v[j];
+            const float sp = softplus_fast(x);
+            dts[i] = sp_on ? sp : x;
+            dtus[i] = dts[i] * detail::raw_at<T>(raw_u[j], i);
+          }
+          float* dt_row = &st.dt[cv_of[j]][tv_of[j]];
+          float* dtu_row = &st.dtu[cv_of[j]][tv_of[j]];
+#pragma unroll
+          for (int i = 0; i < kV; i += 4) {
+            *reinterpret_cast<float4*>(dt_row + i) = make_float4(dts[i], dts[i + 1], dts[i + 2], dts[i + 3]);
+            *reinterpret_cast<float4*>(dtu_row + i) = make_float4(dtus[i], dtus[i + 1], dtus[i + 2], dtus[i + 3]);
+          }
+        }
+#pragma unroll
+        for (int j = 0; j < kBCV; ++j) {
+          float* bc_row = is_C[j] ? &st.C[nw_of[j]][tw_of[j]] : &st.B[nw_of[j]][tw_of[j]];
+#pragma unroll
+          for (int i = 0; i < kV; i += 4)
+            *reinterpret_cast<float4*>(bc_row + i) =
+                make_float4(detail::raw_at<T>(raw_bc[j], i), detail::raw_at<T>(raw_bc[j], i + 1),
+                            detail::raw_at<T>(raw_bc[j], i + 2), detail::raw_at<T>(raw_bc[j], i + 3));
+        }
+      };
+      // Sums the partials of a whole tile, adds D*u, gates and stores (cf. the epilogue below).
+      auto epilogue = [&](int64_t t_tile, int s, bool odd) {
+#pragma unroll
+        for (int j = 0; j < kVPT; ++j) {
+          const uint4 ru = detail::select_raw(odd, ru_odd[j], ru_even[j]);
+          float o[kV];
+          const float* y_row = &smem.y[s][cv_of[j] * kYC + tv_of[j]];
+#pragma unroll
+          for (int i = 0; i < kV; i += 4) {
+            float4 acc = *reinterpret_cast<const float4*>(y_row + i);
+#pragma unroll
+            for (int l = 1; l < kTPC; ++l) {
+              const float4 q = *reinterpret_cast<const float4*>(y_row + l * Traits::kRow + i);
+              acc.x += q.x; acc.y += q.y; acc.z += q.z; acc.w += q.w;
+            }
+            o[i] = fmaf(D_v[j], detail::raw_at<T>(ru, i), acc.x);
+            o[i + 1] = fmaf(D_v[j], detail::raw_at<T>(ru, i + 1), acc.y);
+            o[i + 2] = fmaf(D_v[j], detail::raw_at<T>(ru, i + 2), acc.z);
+            o[i + 3] = fmaf(D_v[j], detail::raw_at<T>(ru, i + 3), acc.w);
+          }
+          if constexpr (kZ) {
+#pragma unroll
+            for (int i = 0; i < kV; ++i) o[i] *= silu_fast(detail::raw_at<T>(rz[j], i));
+          }
+          store_from_float<T, kV>(out_ptr[j] + (t_tile - t_begin), o, true, kV);
+        }
+      };
+      // Keeps the raw u just converted for the epilogue of its tile (parity `odd`).
+      auto keep_u = [&](bool odd) {
+#pragma unroll
+        for (int j = 0; j < kVPT; ++j) {
+          ru_odd[j] = detail::select_raw(odd, raw_u[j], ru_odd[j]);
+          ru_even[j] = detail::select_raw(odd, ru_even[j], raw_u[j]);
+        }
+      };
+      // One iteration; kParts bit 0: epilogue of tile j - 1, bit 1: conversion of tile j + 1,
+      // bit 2: loads of tile j + 2.
+      auto iteration = [&](int64_t j, auto parts) {
+        constexpr int kParts = decltype(parts)::value;
+        const int s = static_cast<int>(j & 1);
+        __syncthreads();
+        recurrence(std::true_type{}, s);
+        if constexpr ((kParts & 1) != 0) epilogue(tile_at(j - 1), s ^ 1, s == 0);
+        if constexpr (kZ) {
+#pragma unroll
+          for (int i = 0; i < kVPT; ++i)
+            rz[i] = __ldg(reinterpret_cast<const uint4*>(z_ptr[i] + (tile_at(j) - t_begin)));
+        }
+        if constexpr ((kParts & 2) != 0) {
+          commit(s ^ 1);
+          keep_u(s == 0);
+        }
+        if constexpr ((kParts & 4) != 0) load_tile((j + 2) * kL, kL, std::true_type{});
+      };
+      load_tile(0, kL, std::true_type{});
+      commit(0);
+      keep_u(false);
+      load_tile(kL, kL, std::true_type{});
+      iteration(0, std::integral_constant<int, 6>{});
+      for (int64_t j = 1; j + 2 < n_full; ++j) iteration(j, std::integral_constant<int, 7>{});
+      iteration(n_full - 2, std::integral_constant<int, 3>{});
+      iteration(n_full - 1, std::integral_constant<int, 1>{});
+      __syncthreads();
+      epilogue(tile_at(n_full - 1), static_cast<int>((n_full - 1) & 1), ((n_full - 1) & 1) != 0);
+    };
+    if (n_full >= 4) {
+      if (z) pipelined(std::true_type{});
+      else pipelined(std::false_type{});
+      t_start = t_begin + n_full * kL;
+    }
+  }
+  if (t_start < t_end) {
+    load_and_commit(t_start - kL, true);
+    load_and_commit(t_start, false);
+  }
+  for (int64_t t0 = t_start; t0 < t_end; t0 += kL) {
     const int valid_t = valid_of(t0);
     const bool has_next = t0 + kL < t_end;
     __syncthreads();  // the tile's dt, dt*u, B, C are in shared memory
@@ -441,82 +704,10 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
           raw_z[j] = detail::load_raw<false>(z_ptr[j] + (t0 - t_begin), valid_t - tv_of[j], vec_x);
     }
 
-    // The recurrence, four steps at a time, one state after another within the four steps.
-    // Variable B and C (the common case) read shared memory only; otherwise the constant
-    // values in registers stand in. Where the registers allow (one element vector per
-    // thread), the shared-memory reads of the next four steps (dt, dt*u and the B/C of the
-    // first kPre states) are issued before the current four are computed.
-    auto recurrence = [&](auto var_bc) {
-      constexpr bool kVarBC = decltype(var_bc)::value;
-      constexpr bool kPrefetch = kVPT == 1;
-      constexpr int kPre = kS <= 4 ? kS : 1;
-      float* y_row = &smem.y[c * kYC + lane_in_channel * Traits::kRow];
-      auto load_B = [&](int i, int t) {
-        return kVarBC || Bvar ? *reinterpret_cast<const float4*>(&smem.B[lane_in_channel + i * kTPC][t])
-                              : make_float4(Bc[i], Bc[i], Bc[i], Bc[i]);
-      };
-      auto load_C = [&](int i, int t) {
-        return kStatePass ? make_float4(0.f, 0.f, 0.f, 0.f)
-                          : (kVarBC || Cvar ? *reinterpret_cast<const float4*>(&smem.C[lane_in_channel + i * kTPC][t])
-                                            : make_float4(Cc[i], Cc[i], Cc[i], Cc[i]));
-      };
-      struct Group {
-        float4 dt, dtu, B[kPre], C[kPre];
-      };
-      auto load_group = [&](int t, Group& g) {
-        g.dt = *reinterpret_cast<const float4*>(&smem.dt[c][t]);
-        g.dtu = *reinterpret_cast<const float4*>(&smem.dtu[c][t]);
-#pragma unroll
-        for (int i = 0; i < kPre; ++i) {
-          g.B[i] = load_B(i, t);
-          g.C[i] = load_C(i, t);
-        }
-      };
-      auto run_group = [&](const Group& g, int t) {
-        const float dts[4] = {g.dt.x, g.dt.y, g.dt.z, g.dt.w};
-        const float dtus[4] = {g.dtu.x, g.dtu.y, g.dtu.z, g.dtu.w};
-        float ys[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-        for (int i = 0; i < kS; ++i) {
-          const float4 qb = i < kPre ? g.B[i < kPre ? i : 0] : load_B(i, t);
-          const float4 qc = i < kPre ? g.C[i < kPre ? i : 0] : load_C(i, t);
-          const float Bv[4] = {qb.x, qb.y, qb.z, qb.w};
-          const float Cv[4] = {qc.x, qc.y, qc.z, qc.w};
-#pragma unroll
-          for (int s = 0; s < 4; ++s) {
-            h[i] = fmaf(fast_exp2(dts[s] * a_log2[i]), h[i], dtus[s] * Bv[s]);
-            if (!kStatePass) ys[s] = fmaf(Cv[s], h[i], ys[s]);
-          }
-        }
-        if (kStatePass) {
-          dtsum += (dts[0] + dts[1]) + (dts[2] + dts[3]);
-        } else {
-          *reinterpret_cast<float4*>(y_row + t) = make_float4(ys[0], ys[1], ys[2], ys[3]);
-        }
-      };
-      if constexpr (kPrefetch) {
-        Group cur;
-        load_group(0, cur);
-#pragma unroll
-        for (int t = 0; t < kL; t += 4) {
-          Group nxt;
-          if (t + 4 < kL) load_group(t + 4, nxt);
-          run_group(cur, t);
-          if (t + 4 < kL) cur = nxt;
-        }
-      } else {
-#pragma unroll 2
-        for (int t = 0; t < kL; t += 4) {
-          Group g;
-          load_group(t, g);
-          run_group(g, t);
-        }
-      }
-    };
     if (Bvar && (Cvar || kStatePass)) {
-      recurrence(std::true_type{});
+      recurrence(std::true_type{}, 0);
     } else {
-      recurrence(std::false_type{});
+      recurrence(std::false_type{}, 0);
     }
     if (kStatePass) {
       if (has_next) {
@@ -533,10 +724,10 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     if (kTPC > 4) {
       for (int q = tid; q < kC * kL; q += Traits::kThreads) {
         const int qc = q / kL, qt = q % kL;
-        float acc = smem.y[qc * kYC + qt];
+        float acc = smem.y[0][qc * kYC + qt];
 #pragma unroll
-        for (int l = 1; l < kTPC; ++l) acc += smem.y[qc * kYC + l * Traits::kRow + qt];
-        smem.y[qc * kYC + qt] = acc;
+        for (int l = 1; l < kTPC; ++l) acc += smem.y[0][qc * kYC + l * Traits::kRow + qt];
+        smem.y[0][qc * kYC + qt] = acc;
       }
       __syncthreads();
     }
@@ -546,7 +737,7 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
     for (int j = 0; j < kVPT; ++j) {
       if (has_v[j] && tv_of[j] < valid_t) {
         float o[kV];
-        const float* y_row = &smem.y[cv_of[j] * kYC + tv_of[j]];
+        const float* y_row = &smem.y[0][cv_of[j] * kYC + tv_of[j]];
 #pragma unroll
         for (int i = 0; i < kV; i += 4) {
           float4 acc = *reinterpret_cast<const float4*>(y_row + i);
@@ -591,22 +782,25 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
       }
     }
   }
-  if (kStatePass) {
-    if (c_valid) {
-      const int64_t row = (sidx * p.batch + b) * p.dim + d;
+#pragma unroll
+  for (int k = 0; k < kCPT; ++k) {
+    if (kStatePass) {
+      if (c_valid[k]) {
+        const int64_t row = (sidx * p.batch + b) * p.dim + d[k];
+#pragma unroll
+        for (int i = 0; i < kS; ++i) {
+          const int n = lane_in_channel + i * kTPC;
+          if (n < dstate) split.ws_state[row * p.dstate + n] = h[k][i];
+        }
+        if (lane_in_channel == 0) split.ws_dtsum[row] = dtsum[k];
+      }
+    } else if (p.last_state && c_valid[k] && t_end == p.seqlen) {
+      float* ls = p.last_state + b * p.last_state_batch_stride + d[k] * p.last_state_dim_stride;
 #pragma unroll
       for (int i = 0; i < kS; ++i) {
         const int n = lane_in_channel + i * kTPC;
-        if (n < dstate) split.ws_state[row * p.dstate + n] = h[i];
+        if (n < dstate) ls[n] = h[k][i];
       }
-      if (lane_in_channel == 0) split.ws_dtsum[row] = dtsum;
-    }
-  } else if (p.last_state && c_valid && t_end == p.seqlen) {
-    float* ls = p.last_state + b * p.last_state_batch_stride + d * p.last_state_dim_stride;
-#pragma unroll
-    for (int i = 0; i < kS; ++i) {
-      const int n = lane_in_channel + i * kTPC;
-      if (n < dstate) ls[n] = h[i];
     }
   }
 }
