@@ -56,14 +56,28 @@ void run_t(const Shape& s, double exp2_rate) {
   cudaEventCreate(&e0); cudaEventCreate(&e1);
   std::vector<float> ts;
   ssmkit::Status st;
-  for (int i = 0; i < 15; ++i) {
+  // Ten launches back to back per pair of events: the launcher's host work (occupancy query,
+  // shared-memory attribute) overlaps the previous kernel, so this is the kernel's time.
+  constexpr int kBurst = 10;
+  for (int i = 0; i < 12; ++i) {
+    cudaEventRecord(e0);
+    for (int k = 0; k < kBurst; ++k) st = ssmkit::selective_scan_fwd<T, kN, kS, kT, kThreads, kMinB, kPipe, kCPT>(p, nullptr);
+    cudaEventRecord(e1);
+    cudaEventSynchronize(e1);
+    float ms; cudaEventElapsedTime(&ms, e0, e1);
+    if (i >= 2) ts.push_back(ms / kBurst);
+  }
+  // One launch per pair of events, as ssmkit_bench times it (kernel + the launcher's host work).
+  std::vector<float> t1;
+  for (int i = 0; i < 12; ++i) {
     cudaEventRecord(e0);
     st = ssmkit::selective_scan_fwd<T, kN, kS, kT, kThreads, kMinB, kPipe, kCPT>(p, nullptr);
     cudaEventRecord(e1);
     cudaEventSynchronize(e1);
     float ms; cudaEventElapsedTime(&ms, e0, e1);
-    if (i >= 3) ts.push_back(ms);
+    if (i >= 2) t1.push_back(ms);
   }
+  std::sort(t1.begin(), t1.end());
   std::sort(ts.begin(), ts.end());
   const double ms = ts[ts.size() / 2];
   // Largest difference from the shape's first configuration, in units of the element type's
@@ -88,9 +102,9 @@ void run_t(const Shape& s, double exp2_rate) {
       if (!(d <= maxdiff)) maxdiff = d;  // NaN propagates
     }
   }
-  std::printf("%s B%lld D%lld L%lld N%lld  kS=%2d ch=%d T=%3d thr=%3d minB=%d pipe=%d: %8.4f ms  %5.1f%% exp2 bound  rel.diff %.1e %s\n",
+  std::printf("%s B%lld D%lld L%lld N%lld  kS=%2d ch=%d T=%3d thr=%3d minB=%d pipe=%d: %8.4f ms  %5.1f%% exp2 bound  (single launch %8.4f ms)  rel.diff %.1e %s\n",
               sizeof(T) == 4 ? "fp32" : "16-bit", (long long)s.B, (long long)s.D, (long long)s.L, (long long)s.N, kS, kCPT, kT, kThreads, kMinB, int(kPipe), ms,
-              100.0 * nx * s.N / exp2_rate / (ms * 1e-3), maxdiff, st.ok() ? "" : st.message());
+              100.0 * nx * s.N / exp2_rate / (ms * 1e-3), double(t1[t1.size() / 2]), maxdiff, st.ok() ? "" : st.message());
   cudaFree(u); cudaFree(dl); cudaFree(z); cudaFree(out); cudaFree(Bm); cudaFree(Cm);
   cudaFree(A); cudaFree(Dv); cudaFree(bias);
 }
@@ -110,34 +124,22 @@ int main(int argc, char** argv) {
     // minB: blocks per SM the registers are sized for (0: the traits' rule, 4 at 128 threads).
     run<16, 4, 32, 128>(s, rate);
     run<16, 2, 64, 128>(s, rate);  // the few-channels configuration
-    run<16, 4, 64, 128, 3>(s, rate);
     // Software-pipelined main loop (two stages, one barrier per tile).
     run<16, 4, 32, 128, 3, true>(s, rate);
     run<16, 4, 32, 128, 2, true>(s, rate);
     // Two channels per thread (B and C read once for both), pipelined.
     run<16, 4, 16, 64, 3, true, 2>(s, rate);
-    run<16, 4, 16, 64, 5, true, 2>(s, rate);
-    run<16, 4, 32, 64, 3, true, 2>(s, rate);
-    run<16, 8, 32, 128, 3, true>(s, rate);
   }
-  for (Shape s : {Shape{8, 1536, 2048, 16}, Shape{8, 5120, 2048, 16}}) {
+  for (Shape s : {Shape{8, 1536, 2048, 16}, Shape{4, 2048, 2048, 16}, Shape{8, 5120, 2048, 16}}) {
     run_t<float, 16, 4, 16, 128>(s, rate);
     run_t<float, 16, 2, 32, 128>(s, rate);
     run_t<float, 16, 4, 16, 128, 3, true>(s, rate);
-    run_t<float, 16, 4, 16, 64, 3, true, 2>(s, rate);
-    run_t<float, 16, 4, 8, 64, 3, true, 2>(s, rate);
+    run_t<float, 16, 4, 16, 128, 2, true>(s, rate);
     run_t<__half, 16, 4, 32, 128>(s, rate);
-    run_t<__half, 16, 4, 16, 64, 3, true, 2>(s, rate);
+    run_t<__half, 16, 4, 32, 128, 3, true>(s, rate);
   }
   if (argc > 1 && std::strcmp(argv[1], "all") != 0) return 0;  // state size 16 only
-  const Shape s32{4, 2048, 2048, 32}, s64{4, 2048, 2048, 64}, s128{4, 2048, 2048, 128}, s256{4, 2048, 2048, 256};
-  run<32, 4, 32, 256>(s32, rate);
-  run<32, 4, 32, 128, 0, false, 2>(s32, rate);
-  run<32, 8, 16, 128, 3, true, 2>(s32, rate);
-  run<64, 8, 32, 256>(s64, rate);
-  run<64, 8, 32, 128, 0, false, 2>(s64, rate);
-  run<128, 16, 16, 256>(s128, rate);
-  run<128, 16, 16, 128, 0, false, 2>(s128, rate);
+  const Shape s256{4, 2048, 2048, 256};
   run<256, 16, 16, 512>(s256, rate);
   run<256, 16, 16, 256, 0, false, 2>(s256, rate);
   return 0;
