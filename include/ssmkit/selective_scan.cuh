@@ -150,19 +150,35 @@ inline size_t scan_split_bytes(const SelectiveScanParams& p, const ScanSplit& s)
   return (rows * size_t(p.dstate) + rows) * sizeof(float) + 256;
 }
 
+//! Resident blocks per SM of the main kernel of @p Traits on device @p dev (0 where its shared
+//! memory exceeds what a block may have there, e.g. the pipelined loop's 65.5 KB on sm_75).
 template <class Traits>
-Status plan_scan_split(const SelectiveScanParams& p, ScanSplit& split) {
-  int dev = 0, sms = 0, per_sm = 0;
-  SSMKIT_CUDA_TRY(cudaGetDevice(&dev));
-  SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+Status scan_blocks_per_sm(int dev, int& per_sm) {
+  per_sm = 0;
+  int optin = 0;
+  SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
   constexpr size_t kSmem = sizeof(typename Traits::TempStorage);
+  if (kSmem > size_t(optin)) return Status::Ok();
   if (kSmem > 48 * 1024)
     SSMKIT_CUDA_TRY(cudaFuncSetAttribute(selective_scan_fwd_kernel<Traits, false>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem)));
   SSMKIT_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
       &per_sm, selective_scan_fwd_kernel<Traits, false>, Traits::kThreads, kSmem));
-  split = choose_scan_split(Traits::grid_size(p), p.seqlen, Traits::kTileLen,
-                            int64_t(sms) * (per_sm > 0 ? per_sm : 1));
+  return Status::Ok();
+}
+
+template <class Traits>
+Status plan_scan_split(const SelectiveScanParams& p, ScanSplit& split) {
+  int dev = 0, sms = 0, per_sm = 0;
+  SSMKIT_CUDA_TRY(cudaGetDevice(&dev));
+  SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  SSMKIT_TRY(scan_blocks_per_sm<Traits>(dev, per_sm));
+  if (per_sm == 0)
+    return Status::Error(StatusCode::kInvalidArgument,
+                         "this scan configuration (%d threads, %zu bytes of shared memory per block) "
+                         "cannot run on the current device",
+                         Traits::kThreads, sizeof(typename Traits::TempStorage));
+  split = choose_scan_split(Traits::grid_size(p), p.seqlen, Traits::kTileLen, int64_t(sms) * per_sm);
   return Status::Ok();
 }
 
@@ -309,16 +325,38 @@ inline ScanLaunchShape scan_launch_shape(int64_t default_blocks, int sms) {
   return ScanLaunchShape::kDefault;
 }
 
-//! The launch shape of @p p on the current device for state capacity @p kNState.
-template <int kNState>
+//! Traits of a configuration type for element type @p T and state capacity @p kNState.
+template <typename T, int kNState, class C>
+using ScanTraitsOf = SelectiveScanTraits<T, kNState, C::kStatesPerThread, C::kTileLen, C::kThreads, C::kMinBlocks,
+                                         C::kPipeline, C::kChannelsPerThread>;
+
+//! The launch shape of @p p on the current device for element type @p T and state capacity
+//! @p kNState. A one-wave shape whose configuration does not reach its blocks per SM on this
+//! device (less shared memory per SM, as on sm_75/86/89 and Jetson Orin) falls back: two
+//! blocks to the few-channels shape, three to the default.
+template <typename T, int kNState>
 Status scan_launch_shape_of(const SelectiveScanParams& p, ScanLaunchShape& shape) {
   int dev = 0, sms = 0;
   SSMKIT_CUDA_TRY(cudaGetDevice(&dev));
   SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  using C = ScanDefaultConfig<kNState>;
-  using Traits = SelectiveScanTraits<float, kNState, C::kStatesPerThread, C::kTileLen, C::kThreads, 0, false,
-                                     C::kChannelsPerThread>;
-  shape = scan_launch_shape(Traits::grid_size(p), sms);
+  using Default = ScanTraitsOf<float, kNState, ScanDefaultConfig<kNState>>;
+  using Wave2 = ScanOneWaveConfig<T, kNState, 2>;
+  using Wave3 = ScanOneWaveConfig<T, kNState, 3>;
+  shape = scan_launch_shape(Default::grid_size(p), sms);
+  int per_sm = 0;
+  if (shape == ScanLaunchShape::kOneWave2) {
+    if constexpr (Wave2::kDistinct) {
+      using Traits = ScanTraitsOf<T, kNState, Wave2>;
+      SSMKIT_TRY(scan_blocks_per_sm<Traits>(dev, per_sm));
+    }
+    if (per_sm < 2) shape = ScanLaunchShape::kFewChannels;
+  } else if (shape == ScanLaunchShape::kOneWave3) {
+    if constexpr (Wave3::kDistinct) {
+      using Traits = ScanTraitsOf<T, kNState, Wave3>;
+      SSMKIT_TRY(scan_blocks_per_sm<Traits>(dev, per_sm));
+    }
+    if (per_sm < 3) shape = ScanLaunchShape::kDefault;
+  }
   return Status::Ok();
 }
 
@@ -329,12 +367,11 @@ template <typename T, int kNState, class F>
 Status with_scan_config(const SelectiveScanParams& p, F&& f) {
   if constexpr (ScanFewChannelsConfig<kNState>::kDistinct || ScanOneWaveConfig<T, kNState, 2>::kDistinct ||
                 ScanOneWaveConfig<T, kNState, 3>::kDistinct) {
+    // A one-wave shape without a configuration of its own (fp32 at 2 blocks per SM), or one
+    // the device cannot hold, has been mapped to another shape.
     ScanLaunchShape shape = ScanLaunchShape::kDefault;
-    SSMKIT_TRY(scan_launch_shape_of<kNState>(p, shape));
-    // A 2-blocks shape without a configuration of its own runs as few channels (the rule
-    // before the pipelined loop).
-    if (shape == ScanLaunchShape::kOneWave2 && !ScanOneWaveConfig<T, kNState, 2>::kDistinct)
-      shape = ScanLaunchShape::kFewChannels;
+    const Status st = scan_launch_shape_of<T, kNState>(p, shape);
+    if (!st.ok()) return st;
     if constexpr (ScanFewChannelsConfig<kNState>::kDistinct) {
       if (shape == ScanLaunchShape::kFewChannels) return f(ScanFewChannelsConfig<kNState>{});
     }
