@@ -172,6 +172,13 @@ Status plan_scan_split(const SelectiveScanParams& p, ScanSplit& split) {
   int dev = 0, sms = 0, per_sm = 0;
   SSMKIT_CUDA_TRY(cudaGetDevice(&dev));
   SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  if constexpr (Traits::kPipelined) {
+    int major = 0;
+    SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    if (major < 9)
+      return Status::Error(StatusCode::kInvalidArgument,
+                           "the pipelined scan loop (kPipeline) is compiled for sm_90 and newer only");
+  }
   SSMKIT_TRY(scan_blocks_per_sm<Traits>(dev, per_sm));
   if (per_sm == 0)
     return Status::Error(StatusCode::kInvalidArgument,
@@ -332,8 +339,8 @@ using ScanTraitsOf = SelectiveScanTraits<T, kNState, C::kStatesPerThread, C::kTi
 
 //! The launch shape of @p p on the current device for element type @p T and state capacity
 //! @p kNState. A one-wave shape whose configuration does not reach its blocks per SM on this
-//! device (less shared memory per SM, as on sm_75/86/89 and Jetson Orin) falls back: two
-//! blocks to the few-channels shape, three to the default.
+//! device, or on a device older than sm_90 (the pipelined loop is compiled for sm_90 and
+//! newer), falls back: two blocks to the few-channels shape, three to the default.
 template <typename T, int kNState>
 Status scan_launch_shape_of(const SelectiveScanParams& p, ScanLaunchShape& shape) {
   int dev = 0, sms = 0;
@@ -343,17 +350,19 @@ Status scan_launch_shape_of(const SelectiveScanParams& p, ScanLaunchShape& shape
   using Wave2 = ScanOneWaveConfig<T, kNState, 2>;
   using Wave3 = ScanOneWaveConfig<T, kNState, 3>;
   shape = scan_launch_shape(Default::grid_size(p), sms);
-  int per_sm = 0;
+  int per_sm = 0, major = 0;
+  SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  const bool pipelined_ok = major >= 9;  // the pipelined loop is compiled for sm_90 and newer
   if (shape == ScanLaunchShape::kOneWave2) {
     if constexpr (Wave2::kDistinct) {
       using Traits = ScanTraitsOf<T, kNState, Wave2>;
-      SSMKIT_TRY(scan_blocks_per_sm<Traits>(dev, per_sm));
+      if (pipelined_ok) SSMKIT_TRY(scan_blocks_per_sm<Traits>(dev, per_sm));
     }
     if (per_sm < 2) shape = ScanLaunchShape::kFewChannels;
   } else if (shape == ScanLaunchShape::kOneWave3) {
     if constexpr (Wave3::kDistinct) {
       using Traits = ScanTraitsOf<T, kNState, Wave3>;
-      SSMKIT_TRY(scan_blocks_per_sm<Traits>(dev, per_sm));
+      if (pipelined_ok) SSMKIT_TRY(scan_blocks_per_sm<Traits>(dev, per_sm));
     }
     if (per_sm < 3) shape = ScanLaunchShape::kDefault;
   }

@@ -170,7 +170,13 @@ struct ScanSplit {
 //! for a tile's first vector, from the lane holding the previous tile's last vector.
 template <class Traits, bool kStatePass = false, bool kConv = false>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
-    selective_scan_fwd_kernel(const SelectiveScanParams p, const ScanSplit split) {
+    selective_scan_fwd_kernel(const SelectiveScanParams p, const ScanSplit split);
+
+namespace detail {
+
+// The body of selective_scan_fwd_kernel.
+template <class Traits, bool kStatePass, bool kConv>
+SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const ScanSplit split) {
   using T = typename Traits::Element;
   constexpr int kS = Traits::kStatesPerThread;
   constexpr int kTPC = Traits::kThreadsPerChannel;
@@ -802,6 +808,24 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
         if (n < dstate) ls[n] = h[k][i];
       }
     }
+  }
+}
+
+}  // namespace detail
+
+// The pipelined configurations are compiled for sm_90 and newer only (where they were
+// measured; the launchers refuse them on older devices), which keeps the build of the other
+// architectures as it was.
+template <class Traits, bool kStatePass, bool kConv>
+__global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
+    selective_scan_fwd_kernel(const SelectiveScanParams p, const ScanSplit split) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  if constexpr (Traits::kPipelined) {
+    __trap();
+  } else
+#endif
+  {
+    detail::selective_scan_fwd_body<Traits, kStatePass, kConv>(p, split);
   }
 }
 
