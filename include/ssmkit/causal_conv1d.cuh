@@ -231,10 +231,11 @@ extern template Status detail::causal_conv1d_update_for_dtype<__nv_bfloat16>(con
 //! p.weight_dtype, p.width and the layout of x. Validates @p p first; never throws.
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
-inline Status causal_conv1d_fwd(const CausalConv1dParams& p, cudaStream_t stream) {
+template <typename Deferred = void, detail::if_defaulted_t<Deferred> = 0>
+Status causal_conv1d_fwd(const CausalConv1dParams& p, cudaStream_t stream) {
   SSMKIT_TRY(can_implement(p));
   return dispatch_dtype(p.dtype, "dtype", [&](auto tag) {
-    return detail::causal_conv1d_fwd_for_dtype<typename decltype(tag)::type>(p, stream);
+    return detail::causal_conv1d_fwd_for_dtype<detail::deferred_t<typename decltype(tag)::type, Deferred>>(p, stream);
   });
 }
 
@@ -243,11 +244,12 @@ inline Status causal_conv1d_fwd(const CausalConv1dParams& p, cudaStream_t stream
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
 //! @param[in] opts   launch options (programmatic dependent launch)
-inline Status causal_conv1d_update(const CausalConv1dUpdateParams& p, cudaStream_t stream,
+template <typename Deferred = void, detail::if_defaulted_t<Deferred> = 0>
+Status causal_conv1d_update(const CausalConv1dUpdateParams& p, cudaStream_t stream,
                                    const LaunchOptions& opts = {}) {
   SSMKIT_TRY(can_implement(p));
   return dispatch_dtype(p.dtype, "dtype", [&](auto tag) {
-    return detail::causal_conv1d_update_for_dtype<typename decltype(tag)::type>(p, stream, opts);
+    return detail::causal_conv1d_update_for_dtype<detail::deferred_t<typename decltype(tag)::type, Deferred>>(p, stream, opts);
   });
 }
 

@@ -94,4 +94,23 @@ Status dispatch_conv_weight_dtype(DType weight_dtype, F&& f) {
                        to_string(TypeTraits<T>::kDType), to_string(weight_dtype));
 }
 
+namespace detail {
+
+//! @p T, as a type that depends on @p Deferred. The run-time launchers are templates with one
+//! defaulted parameter and name their per-dtype entry through this alias, so that a translation
+//! unit instantiates their kernels only where it calls them (including a header costs nothing).
+template <typename T, typename Deferred>
+struct deferred_type {
+  using type = T;
+};
+template <typename T, typename Deferred>
+using deferred_t = typename deferred_type<T, Deferred>::type;
+
+//! Accepts only the defaulted parameter of a run-time launcher (`launcher<float>(...)` is an
+//! error rather than a silent call of the run-time dispatch).
+template <typename Deferred>
+using if_defaulted_t = std::enable_if_t<std::is_void<Deferred>::value, int>;
+
+}  // namespace detail
+
 SSMKIT_NAMESPACE_END

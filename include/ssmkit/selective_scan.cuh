@@ -438,20 +438,22 @@ extern template Status detail::selective_scan_workspace_size_for_dtype<__nv_bflo
 //! p.dstate. Validates @p p with can_implement() first; never throws.
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
-inline Status selective_scan_fwd(const SelectiveScanParams& p, cudaStream_t stream) {
+template <typename Deferred = void, detail::if_defaulted_t<Deferred> = 0>
+Status selective_scan_fwd(const SelectiveScanParams& p, cudaStream_t stream) {
   SSMKIT_TRY(can_implement(p));
   return dispatch_dtype(p.dtype, "dtype", [&](auto tag) {
-    return detail::selective_scan_fwd_for_dtype<typename decltype(tag)::type>(p, stream);
+    return detail::selective_scan_fwd_for_dtype<detail::deferred_t<typename decltype(tag)::type, Deferred>>(p, stream);
   });
 }
 
 //! Bytes of workspace selective_scan_fwd(p, stream) can use on the current device, for the
 //! run-time dtype and dstate of @p p (0 when the launch does not cut the sequence).
-inline Status selective_scan_workspace_size(const SelectiveScanParams& p, size_t& bytes) {
+template <typename Deferred = void, detail::if_defaulted_t<Deferred> = 0>
+Status selective_scan_workspace_size(const SelectiveScanParams& p, size_t& bytes) {
   bytes = 0;
   SSMKIT_TRY(can_implement(p));
   return dispatch_dtype(p.dtype, "dtype", [&](auto tag) {
-    return detail::selective_scan_workspace_size_for_dtype<typename decltype(tag)::type>(p, bytes);
+    return detail::selective_scan_workspace_size_for_dtype<detail::deferred_t<typename decltype(tag)::type, Deferred>>(p, bytes);
   });
 }
 

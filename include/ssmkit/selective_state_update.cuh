@@ -270,11 +270,12 @@ extern template Status detail::selective_state_update_for_dtype<__nv_bfloat16>(c
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
 //! @param[in] opts   launch options (programmatic dependent launch)
-inline Status selective_state_update(const SelectiveStateUpdateParams& p, cudaStream_t stream,
+template <typename Deferred = void, detail::if_defaulted_t<Deferred> = 0>
+Status selective_state_update(const SelectiveStateUpdateParams& p, cudaStream_t stream,
                                      const LaunchOptions& opts = {}) {
   SSMKIT_TRY(can_implement(p));
   return dispatch_dtype(p.dtype, "dtype", [&](auto tag) {
-    return detail::selective_state_update_for_dtype<typename decltype(tag)::type>(p, stream, opts);
+    return detail::selective_state_update_for_dtype<detail::deferred_t<typename decltype(tag)::type, Deferred>>(p, stream, opts);
   });
 }
 
