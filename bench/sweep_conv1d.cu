@@ -62,12 +62,12 @@ void report(const char* what, const FwdSets& s, F&& launch) {
   std::printf("%-58s %8.4f ms %6.1f%% copy BW\n", what, ms, 100.0 * s.bytes / (ms * 1e-3) / (g_copy_gbs * 1e9));
 }
 
-// Channel-first: the launcher (one resident wave) and one block per tile.
+// Channel-first: through the launcher (one block per tile) and as a bare kernel launch.
 template <typename T, int kTile, int kMinBlocks>
 void channel_first(const FwdSets& s, const char* shape) {
   using Tr = ssmkit::CausalConv1dTraits<T, T, 4, kTile, false, kMinBlocks>;
   char buf[160];
-  std::snprintf(buf, sizeof buf, "cf %s tile %d minblocks %d wave", shape, kTile, kMinBlocks);
+  std::snprintf(buf, sizeof buf, "cf %s tile %d minblocks %d launcher", shape, kTile, kMinBlocks);
   report(buf, s, [](const CausalConv1dParams& p) {
     const ssmkit::Status st = ssmkit::causal_conv1d_fwd<T, T, 4, false, kTile, kMinBlocks>(p, nullptr);
     if (!st.ok()) std::printf("error: %s\n", st.message());
@@ -96,6 +96,28 @@ void channel_last(const FwdSets& s, const char* shape) {
 }
 
 __global__ void empty_kernel() {}
+
+// A plain 16-byte copy kernel, one vector per thread: what a kernel that only streams the
+// same bytes reaches at this size (the ceiling is a 1 GiB cudaMemcpy).
+__global__ void copy_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, size_t n) {
+  const size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  if (i < n) dst[i] = __ldg(src + i);
+}
+
+// Copies of the forward's bytes (x read, out written): cudaMemcpy and copy_kernel.
+void copy_same_size(const FwdSets& s, const char* shape) {
+  const size_t n = size_t(s.bytes / 2);
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "copy %s cudaMemcpy of the same bytes", shape);
+  report(buf, s, [&](const CausalConv1dParams& p) {
+    BENCH_CUDA(cudaMemcpyAsync(p.out, p.x, n, cudaMemcpyDeviceToDevice));
+  });
+  std::snprintf(buf, sizeof buf, "copy %s 16-byte copy kernel of the same bytes", shape);
+  report(buf, s, [&](const CausalConv1dParams& p) {
+    const size_t v = n / 16;
+    copy_kernel<<<unsigned((v + 255) / 256), 256>>>(static_cast<const uint4*>(p.x), static_cast<uint4*>(p.out), v);
+  });
+}
 
 // Update: 200 launches captured in one graph, time per call.
 template <int kRows>
@@ -175,6 +197,10 @@ int main() {
     channel_first<bf16, 1024, 8>(s, "bf16 B8 D3072 L2048");
     channel_first<bf16, 1024, 12>(s, "bf16 B8 D3072 L2048");
     channel_first<bf16, 4096, 4>(s, "bf16 B8 D3072 L2048");
+    channel_first<bf16, 4096, 8>(s, "bf16 B8 D3072 L2048");
+    channel_first<bf16, 2048, 12>(s, "bf16 B8 D3072 L2048");
+    channel_first<bf16, 2048, 16>(s, "bf16 B8 D3072 L2048");
+    copy_same_size(s, "bf16 B8 D3072 L2048");
   }
   {
     FwdSets s(DType::kFloat32, 8, 3072, 2048, false);
@@ -185,6 +211,10 @@ int main() {
     FwdSets s(DType::kBFloat16, 4, 10240, 4096, false);
     channel_first<bf16, 2048, 8>(s, "bf16 B4 D10240 L4096");
     channel_first<bf16, 1024, 8>(s, "bf16 B4 D10240 L4096");
+    channel_first<bf16, 4096, 8>(s, "bf16 B4 D10240 L4096");
+    channel_first<bf16, 2048, 12>(s, "bf16 B4 D10240 L4096");
+    channel_first<bf16, 2048, 16>(s, "bf16 B4 D10240 L4096");
+    copy_same_size(s, "bf16 B4 D10240 L4096");
   }
   for (int shape = 0; shape < 2; ++shape) {
     const int64_t B = shape ? 8 : 4, D = shape ? 3072 : 10240, L = shape ? 2048 : 4096;
@@ -196,6 +226,7 @@ int main() {
     channel_last<bf16, 8, 3, 4>(s, name);
     channel_last<bf16, 16, 2, 4>(s, name);
     channel_last<bf16, 4, 6, 2>(s, name);
+    copy_same_size(s, name);
   }
   update_cases();
   return 0;

@@ -194,6 +194,12 @@ TEST_CASE("the launch-shape rule and the default configurations", "[host][dispat
   CHECK(ssmkit::ScanElementConfig<float, 16>::kStatesPerThread == ssmkit::ScanDefaultConfig<16>::kStatesPerThread);
   CHECK_FALSE(ssmkit::ScanElementConfig<__nv_bfloat16, 16>::kDistinct);
   CHECK_FALSE(ssmkit::ScanElementConfig<float, 32>::kDistinct);
+  CHECK(ssmkit::ScanSm90Config<__nv_bfloat16, 32>::kDistinct);
+  CHECK(ssmkit::ScanSm90Config<__half, 32>::kDistinct);
+  CHECK(ssmkit::ScanSm90Config<__nv_bfloat16, 32>::kPipeline);
+  CHECK_FALSE(ssmkit::ScanSm90Config<float, 32>::kDistinct);
+  CHECK_FALSE(ssmkit::ScanSm90Config<__nv_bfloat16, 16>::kDistinct);
+  CHECK_FALSE(ssmkit::ScanSm90Config<__nv_bfloat16, 64>::kDistinct);
   // Every default gives a block at least 32 channels; at N = 256 two per thread.
   auto channels = [](auto cfg, auto n) {
     using C = decltype(cfg);
