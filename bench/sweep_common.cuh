@@ -41,6 +41,9 @@ struct Shape { int64_t B, D, L, N; };
 inline std::vector<unsigned short> g_first_out;
 inline size_t g_first_elems = 0;
 inline int g_first_key = -1;
+// Width of a fused causal conv1d (weight and bias in the element type, silu) on the input;
+// 0: none.
+inline int g_conv_width = 0;
 
 template <typename T, int kN, int kS, int kT, int kThreads, int kMinB = 0, bool kPipe = false, int kCPT = 1>
 void run_t(const Shape& s, double exp2_rate) {
@@ -58,6 +61,15 @@ void run_t(const Shape& s, double exp2_rate) {
   auto p = ssmkit::make_selective_scan_params(ssmkit::TypeTraits<T>::kDType, s.B, s.D, s.L, s.N);
   p.u = u; p.delta = dl; p.z = z; p.B = Bm; p.C = Cm; p.A = A; p.D = Dv; p.delta_bias = bias;
   p.delta_softplus = true; p.out = out;
+  T* conv_w = nullptr;
+  if (g_conv_width > 0) {
+    ssmkit::set_contiguous_scan_conv(p, g_conv_width, ssmkit::TypeTraits<T>::kDType);
+    cudaMalloc(&conv_w, (s.D * g_conv_width + s.D) * es);
+    fill_elems<<<64, 256>>>(conv_w, s.D * g_conv_width + s.D, 6, -0.5f, 0.5f);
+    p.conv.weight = conv_w;
+    p.conv.bias = conv_w + s.D * g_conv_width;
+    p.conv.silu = true;
+  }
   cudaEvent_t e0, e1;
   cudaEventCreate(&e0); cudaEventCreate(&e1);
   std::vector<float> ts;
@@ -91,7 +103,7 @@ void run_t(const Shape& s, double exp2_rate) {
   const size_t words = nx * es / 2;
   std::vector<unsigned short> host(words);
   cudaMemcpy(host.data(), out, words * 2, cudaMemcpyDeviceToHost);
-  const int key = int(s.B * 131 + s.D * 7 + s.L * 3 + s.N + es * 1000003);
+  const int key = int(s.B * 131 + s.D * 7 + s.L * 3 + s.N + es * 1000003 + g_conv_width * 77777);
   double maxdiff = 0;
   if (key != g_first_key) {
     g_first_key = key; g_first_out = host; g_first_elems = nx;
@@ -108,11 +120,12 @@ void run_t(const Shape& s, double exp2_rate) {
       if (!(d <= maxdiff)) maxdiff = d;  // NaN propagates
     }
   }
-  std::printf("%s B%lld D%lld L%lld N%lld  kS=%2d ch=%d T=%3d thr=%3d minB=%d pipe=%d: %8.4f ms  %5.1f%% exp2 bound  (single launch %8.4f ms)  rel.diff %.1e %s\n",
-              sizeof(T) == 4 ? "fp32" : "16-bit", (long long)s.B, (long long)s.D, (long long)s.L, (long long)s.N, kS, kCPT, kT, kThreads, kMinB, int(kPipe), ms,
+  std::printf("%s%s B%lld D%lld L%lld N%lld  kS=%2d ch=%d T=%3d thr=%3d minB=%d pipe=%d: %8.4f ms  %5.1f%% exp2 bound  (single launch %8.4f ms)  rel.diff %.1e %s\n",
+              sizeof(T) == 4 ? "fp32" : "16-bit", g_conv_width ? " conv" : "", (long long)s.B, (long long)s.D, (long long)s.L, (long long)s.N, kS, kCPT, kT, kThreads, kMinB, int(kPipe), ms,
               100.0 * nx * s.N / exp2_rate / (ms * 1e-3), double(t1[t1.size() / 2]), maxdiff, st.ok() ? "" : st.message());
   cudaFree(u); cudaFree(dl); cudaFree(z); cudaFree(out); cudaFree(Bm); cudaFree(Cm);
   cudaFree(A); cudaFree(Dv); cudaFree(bias);
+  if (conv_w) cudaFree(conv_w);
 }
 
 template <int kN, int kS, int kT, int kThreads, int kMinB = 0, bool kPipe = false, int kCPT = 1>
@@ -127,5 +140,6 @@ void sweep_n32(double exp2_rate);
 void sweep_n64(double exp2_rate);
 void sweep_n128(double exp2_rate);
 void sweep_n256(double exp2_rate);
+void sweep_fused(double exp2_rate);      // bf16, N = 16, with the fused conv1d
 
 }  // namespace sweep

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command for a GPU machine: build ssmkit for the local GPU, run every test (host, gpu,
 # Python), compute-sanitizer (memcheck, racecheck, initcheck, synccheck) over a reduced grid,
-# and the benchmark; print a short summary at the end.
+# and the benchmark (before the sanitizers); print a short summary at the end.
 #
 #   tests/gpu_check.sh [build-dir]      (env: SSMKIT_ARCH=90 to pick the architecture,
 #                                         OUT=dir for logs and bench JSON, SKIP_BENCH=1,
@@ -41,6 +41,12 @@ note "ctest skipped lines: $skipped"
 note "gpu tests: $(tail -3 "$out/gpu_tests.log" | grep -E 'passed|failed' | tr -s ' ')"
 if grep -q "FAILED" "$out/gpu_tests.log"; then grep -B5 -A25 "FAILED" "$out/gpu_tests.log" | head -120; fi
 
+# Benchmark (before the sanitizers, so that a sanitizer that runs out of time loses nothing).
+if [ -z "${SKIP_BENCH:-}" ]; then
+  "$build/bench/ssmkit_bench" --json "$out/bench.json" >"$out/bench.txt" 2>&1
+  note "bench: rc $?, $(grep -c ' ms \| us ' "$out/bench.txt") rows"
+fi
+
 # compute-sanitizer over the reduced grid (test cases tagged [sanitize] and the device functions).
 # The four tools run at once (each is bound by the host's instrumentation work, not by the
 # GPU); SANITIZE_TIMEOUT (s, default 420) bounds each of them.
@@ -65,10 +71,6 @@ else
   note "sanitizer: compute-sanitizer not found"
 fi
 
-# Benchmark.
-if [ -z "${SKIP_BENCH:-}" ]; then
-  "$build/bench/ssmkit_bench" --json "$out/bench.json" | tee "$out/bench.txt"
-fi
 
 echo
 echo "==================== SUMMARY ===================="

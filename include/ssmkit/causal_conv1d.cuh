@@ -35,22 +35,28 @@ SSMKIT_NAMESPACE_BEGIN
 //! SM (bench/NOTES.md; bench/sweep_conv1d.cu times the alternatives).
 //! Channel-first: tiles of two 16-byte vectors per thread of a 128-thread block (2048
 //! positions for 2-byte types, 1024 for float), registers sized for 8 blocks per SM (6 for
-//! widths above 5). Channel-last: detail::conv_channels() channels per thread and chunks of
-//! 64 bytes per thread (at most 8 positions), registers sized for 4 blocks per SM.
+//! widths above 5). Channel-last: chunks of 64 bytes per thread (at most 8 positions); for
+//! 2-byte types up to width 4, 8 channels (16 bytes per position) with registers for 3 blocks
+//! per SM, which two H100 sweeps measured faster than 4 channels at 4 blocks on both of their
+//! shapes (bf16 B4 D10240 L4096: 88.5-90.3 % of copy bandwidth against 86.8-86.9 %; B8 D3072
+//! L2048: 77.8-79.9 % against 69.6-75.1 %); otherwise detail::conv_channels() channels with
+//! registers for 4 blocks per SM.
 //! @tparam T            element type of x
 //! @tparam kChannelLast layout
 //! @tparam kWidth       filter taps
 template <typename T, bool kChannelLast, int kWidth = 4>
 struct ConvDefaultConfig {
+  //! Channel-last: 16 bytes of channels per position for 2-byte types up to width 4.
+  static constexpr bool kWideChannels = sizeof(T) == 2 && kWidth <= 4;
   //! Channel-last: channels per thread.
-  static constexpr int kChannels = detail::conv_channels<T>(kWidth);
+  static constexpr int kChannels = kWideChannels ? 8 : detail::conv_channels<T>(kWidth);
   //! Channel-last: bytes of a thread's channels at one position.
   static constexpr int kChannelBytes = kChannels * static_cast<int>(sizeof(T));
   //! Positions per tile (channel-last: per chunk, 64 bytes per thread and at most 8).
   static constexpr int kTileLen =
       kChannelLast ? (kChannelBytes >= 8 ? 64 / kChannelBytes : 8) : 128 * 2 * kVecElems<T>;
   //! Blocks per SM the register budget is sized for.
-  static constexpr int kMinBlocksPerSM = kChannelLast ? 4 : (kWidth > 5 ? 6 : 8);
+  static constexpr int kMinBlocksPerSM = kChannelLast ? (kWideChannels ? 3 : 4) : (kWidth > 5 ? 6 : 8);
 };
 
 //! Default configuration of the conv1d decode update: batch entries per thread of the

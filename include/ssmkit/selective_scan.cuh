@@ -122,8 +122,9 @@ struct ScanOneWaveConfig<T, 16, kBlocksPerSM> : ScanElementConfig<T, 16> {
 //! Configuration for sm_90 and newer that the run-time launcher takes at every grid shape,
 //! where one measured better there than all the others; kDistinct is false elsewhere. At
 //! N = 32 for the 16-bit types: the pipelined loop (compiled for sm_90 and newer only) with
-//! 8 states per thread and registers for 2 blocks per SM (sweep of 2026-12-04, H200, bf16:
-//! B4 D2048 L2048 51.2 % -> 58.5 % of the exp2 bound, B8 D2048 51.7 % -> 59.2 %).
+//! 8 states per thread and registers for 2 blocks per SM (sweep of 2026-12-06, H100, bf16,
+//! kernel time against the default: B4 D2048 L2048 50.9 % -> 58.5 % of the exp2 bound,
+//! B8 D2048 51.8 % -> 59.1 %; bench/results/2026-12-06-1850-h100-sxm-scan-sweep-n32.txt).
 //! @tparam T       element type
 //! @tparam kNState state capacity
 template <typename T, int kNState>
@@ -346,14 +347,18 @@ enum class ScanLaunchShape {
 //! - under 1.5 blocks per SM, the few-channels configuration (twice the threads);
 //! - 1.5 to 2 blocks per SM, the pipelined loop at 2 blocks per SM (one wave, more registers);
 //! - 2 to 3 blocks per SM, the pipelined loop at 3 blocks per SM (one wave);
-//! - more, the default (4 blocks per SM resident, several waves).
+//! - more, the default (4 blocks per SM resident, several waves); with the fused conv1d the
+//!   pipelined loop at 3 blocks per SM instead, which overlaps the conv's element work with the
+//!   recurrence (sweep of 2026-12-06, H100, bf16, kernel time: mamba-2.8b training shape
+//!   B8 D5120 L2048 fused 0.758 -> 0.675 ms, where the scan alone is 0.664 -> 0.655 ms).
 //! @param default_blocks blocks of the default configuration (SelectiveScanTraits::grid_size)
 //! @param sms            SMs of the device
-inline ScanLaunchShape scan_launch_shape(int64_t default_blocks, int sms) {
+//! @param fused_conv     the launch runs the fused causal conv1d (p.conv.weight set)
+inline ScanLaunchShape scan_launch_shape(int64_t default_blocks, int sms, bool fused_conv = false) {
   const int64_t s = sms;
   if (2 * default_blocks < 3 * s) return ScanLaunchShape::kFewChannels;
   if (default_blocks < 2 * s) return ScanLaunchShape::kOneWave2;
-  if (default_blocks <= 3 * s) return ScanLaunchShape::kOneWave3;
+  if (default_blocks <= 3 * s || fused_conv) return ScanLaunchShape::kOneWave3;
   return ScanLaunchShape::kDefault;
 }
 
@@ -374,7 +379,7 @@ Status scan_launch_shape_of(const SelectiveScanParams& p, ScanLaunchShape& shape
   using Default = ScanTraitsOf<float, kNState, ScanDefaultConfig<kNState>>;
   using Wave2 = ScanOneWaveConfig<T, kNState, 2>;
   using Wave3 = ScanOneWaveConfig<T, kNState, 3>;
-  shape = scan_launch_shape(Default::grid_size(p), sms);
+  shape = scan_launch_shape(Default::grid_size(p), sms, p.conv.weight != nullptr);
   int per_sm = 0, major = 0;
   SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
   const bool pipelined_ok = major >= 9;  // the pipelined loop is compiled for sm_90 and newer

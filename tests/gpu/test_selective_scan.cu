@@ -50,7 +50,7 @@ const DType kTypes[] = {DType::kFloat32, DType::kFloat16, DType::kBFloat16};
 }  // namespace
 
 TEST_CASE("selective scan: dtype x dstate x seqlen, all options on", "[gpu][scan]") {
-  const int64_t Ns[] = {1, 4, 16, 64, 128, 256};
+  const int64_t Ns[] = {1, 4, 16, 32, 64, 128, 256};
   for (DType t : kTypes)
     for (int64_t n : Ns) {
       const int64_t tile = ssmkit::scan_dstate_bucket(n) <= 32 ? 64 : (ssmkit::scan_dstate_bucket(n) <= 128 ? 32 : 16);
@@ -335,20 +335,10 @@ TEST_CASE("selective scan: more than 2^31 elements", "[gpu][scan][huge]") {
 
 namespace {
 
-// Runs a case with the fused conv and checks out, last_state, the conv output and the conv's
-// final states (exact copies of inputs) against the reference.
-void check_conv_case(const ScanCase& c) {
-  INFO(c.name());
-  ScanProblem pb(c);
-  pb.dout.poison();
-  pb.dlast.poison();
-  pb.dcout.poison();
-  pb.dcfinal.poison();
-  const ssmkit::Status st = ssmkit::selective_scan_fwd(pb.dev, nullptr);
-  INFO(st.message());
-  REQUIRE(st.ok());
-  SSMKIT_TEST_CUDA(cudaDeviceSynchronize());
-  expect_matches_reference(pb);
+// Checks the fused conv's output and final states (exact copies of inputs) of a finished
+// launch against the reference.
+void expect_conv_matches_reference(ScanProblem& pb) {
+  const ScanCase& c = pb.c;
   std::vector<double> ref, ref_last, ref_conv;
   pb.reference(ref, ref_last, &ref_conv);
   double rtol, atol;
@@ -368,6 +358,23 @@ void check_conv_case(const ScanCase& c) {
     INFO("conv final states: " << es.describe());
     CHECK(es.failures == 0);
   }
+}
+
+// Runs a case with the fused conv through the run-time launcher and checks out, last_state,
+// the conv output and the conv's final states against the reference.
+void check_conv_case(const ScanCase& c) {
+  INFO(c.name());
+  ScanProblem pb(c);
+  pb.dout.poison();
+  pb.dlast.poison();
+  pb.dcout.poison();
+  pb.dcfinal.poison();
+  const ssmkit::Status st = ssmkit::selective_scan_fwd(pb.dev, nullptr);
+  INFO(st.message());
+  REQUIRE(st.ok());
+  SSMKIT_TEST_CUDA(cudaDeviceSynchronize());
+  expect_matches_reference(pb);
+  expect_conv_matches_reference(pb);
 }
 
 }  // namespace
@@ -447,18 +454,45 @@ TEST_CASE("selective scan with fused conv1d: pieces carrying both states equal o
 namespace {
 
 // Runs one explicit configuration of the compile-time launcher on a case and checks it.
-template <typename T, int kS, int kTile, int kThreads, int kMinB, bool kPipe, int kCPT>
+template <typename T, int kS, int kTile, int kThreads, int kMinB, bool kPipe, int kCPT, int kN = 16>
 void check_config(const ScanCase& c) {
-  INFO(c.name() << " | kS " << kS << " tile " << kTile << " threads " << kThreads << " minB " << kMinB
+  INFO(c.name() << " | N " << kN << " kS " << kS << " tile " << kTile << " threads " << kThreads << " minB " << kMinB
                 << " pipeline " << kPipe << " channels/thread " << kCPT);
   ScanProblem pb(c);
   pb.dout.poison();
   pb.dlast.poison();
-  const ssmkit::Status st = ssmkit::selective_scan_fwd<T, 16, kS, kTile, kThreads, kMinB, kPipe, kCPT>(pb.dev, nullptr);
+  if (c.conv_w > 0) {
+    pb.dcout.poison();
+    pb.dcfinal.poison();
+  }
+  const ssmkit::Status st = ssmkit::selective_scan_fwd<T, kN, kS, kTile, kThreads, kMinB, kPipe, kCPT>(pb.dev, nullptr);
   INFO(st.message());
   REQUIRE(st.ok());
   SSMKIT_TEST_CUDA(cudaDeviceSynchronize());
   expect_matches_reference(pb);
+  if (c.conv_w > 0) expect_conv_matches_reference(pb);
+}
+
+// Fused-conv cases for the pipelined loop: every width, whole tiles and a partial one, a split
+// sequence, each conv option off, unaligned rows.
+std::vector<ScanCase> pipeline_conv_cases(DType t) {
+  ScanCase base;
+  base.dtype = t;
+  base.batch = 2;
+  base.dim = 64;
+  base.seqlen = 167;
+  base.dstate = 16;
+  base.conv_w = 4;
+  std::vector<ScanCase> cs;
+  for (int64_t w = 1; w <= 4; ++w) { ScanCase c = base; c.conv_w = w; cs.push_back(c); }
+  { ScanCase c = base; c.seqlen = 128; cs.push_back(c); }
+  { ScanCase c = base; c.seqlen = 1000; c.batch = 1; cs.push_back(c); }
+  { ScanCase c = base; c.conv_silu = false; c.conv_bias = false; cs.push_back(c); }
+  { ScanCase c = base; c.conv_init = false; c.conv_w_fp32 = false; cs.push_back(c); }
+  { ScanCase c = base; c.conv_out = false; c.conv_final = false; c.z = false; cs.push_back(c); }
+  { ScanCase c = base; c.row_pad = 3; cs.push_back(c); }
+  for (size_t i = 0; i < cs.size(); ++i) cs[i].seed = 1300 + i;
+  return cs;
 }
 
 // Cases for whole-tile (pipelined) main loops: whole blocks of channels with tiles to spare
@@ -495,6 +529,15 @@ void check_pipeline_configs(DType t) {
     check_config<T, 4, 32, 128, 3, true, 1>(c);
     check_config<T, 4, 16, 64, 3, true, 2>(c);
     check_config<T, 4, 32, 64, 3, true, 2>(c);
+    // ScanSm90Config<T, 32>: 8 states per thread, 2 blocks per SM (dstate 32, or the case's own
+    // smaller one).
+    ScanCase c32 = c;
+    if (c32.dstate == 16) c32.dstate = 32;
+    check_config<T, 8, 32, 128, 2, true, 1, 32>(c32);
+  }
+  for (const ScanCase& c : pipeline_conv_cases(t)) {
+    check_config<T, 4, 32, 128, 3, true, 1>(c);
+    check_config<T, 4, 32, 128, 2, true, 1>(c);
   }
 }
 
@@ -507,6 +550,7 @@ TEST_CASE("selective scan: pipelined main loop and two channels per thread", "[g
     check_config<float, 4, 16, 128, 3, true, 1>(c);
     check_config<float, 4, 16, 64, 3, true, 2>(c);
   }
+  for (const ScanCase& c : pipeline_conv_cases(DType::kFloat32)) check_config<float, 4, 16, 128, 3, true, 1>(c);
 }
 
 TEST_CASE("selective scan: pipelined main loop, sanitizer size", "[gpu][scan][sanitize]") {
@@ -520,4 +564,15 @@ TEST_CASE("selective scan: pipelined main loop, sanitizer size", "[gpu][scan][sa
   check_config<__nv_bfloat16, 4, 16, 64, 3, true, 2>(c);
   c.dim = 40;
   check_config<__nv_bfloat16, 4, 16, 64, 3, true, 2>(c);
+  c.dstate = 29;
+  check_config<__nv_bfloat16, 8, 32, 128, 2, true, 1, 32>(c);
+  c.dim = 64;
+  c.dstate = 32;
+  c.dtype = DType::kFloat16;
+  check_config<__half, 8, 32, 128, 2, true, 1, 32>(c);
+  // The fused conv in the pipelined loop.
+  c.dtype = DType::kBFloat16;
+  c.dstate = 16;
+  c.conv_w = 4;
+  check_config<__nv_bfloat16, 4, 32, 128, 3, true, 1>(c);
 }

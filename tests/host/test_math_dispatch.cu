@@ -173,6 +173,12 @@ TEST_CASE("the launch-shape rule and the default configurations", "[host][dispat
   CHECK(scan_launch_shape(264, 132) == Shape::kOneWave3);
   CHECK(scan_launch_shape(396, 132) == Shape::kOneWave3);
   CHECK(scan_launch_shape(397, 132) == Shape::kDefault);
+  // With the fused conv, grids above three blocks per SM also take the pipelined loop.
+  CHECK(scan_launch_shape(blocks16(8, 5120), 132, true) == Shape::kOneWave3);
+  CHECK(scan_launch_shape(397, 132, true) == Shape::kOneWave3);
+  CHECK(scan_launch_shape(396, 132, true) == Shape::kOneWave3);
+  CHECK(scan_launch_shape(263, 132, true) == Shape::kOneWave2);
+  CHECK(scan_launch_shape(197, 132, true) == Shape::kFewChannels);
   // Small GPUs (Jetson Orin: 8-16 SMs) follow the same rule.
   CHECK(scan_launch_shape(20, 16) == Shape::kFewChannels);
   CHECK(scan_launch_shape(40, 16) == Shape::kOneWave3);

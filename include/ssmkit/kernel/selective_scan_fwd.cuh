@@ -384,6 +384,33 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
         raw_bc[j] = detail::load_raw<kFull>(bc_ptr[j] + off, valid_t - tw_of[j], is_C[j] ? vec_C : vec_B);
   };
 
+  // Fused conv: replaces the kV inputs of element vector j by the conv's outputs. The kTaps - 1
+  // inputs before the vector come from the lane of the previous vector of the row, or, for
+  // the first vector, from the lane of the row's last vector, which passes on what it kept
+  // from the previous tile. Whole warps take part (kVecsPerTile % 32 == 0).
+  auto conv_vector = [&](int j, float (&us)[kV]) {
+    const int pos = tv_of[j] / kV;
+    const int lane = tid & 31;
+    const int src = pos == 0 ? lane + Traits::kVecsPerRow - 1 : lane - 1;
+    const bool last_vec = pos == Traits::kVecsPerRow - 1;
+    float win[kTaps - 1 + kV];
+#pragma unroll
+    for (int k = 0; k < kTaps - 1; ++k) {
+      const float send = last_vec ? hist[j][k] : us[kV - (kTaps - 1) + k];
+      win[k] = __shfl_sync(0xffffffffu, send, src);
+      hist[j][k] = us[kV - (kTaps - 1) + k];
+    }
+#pragma unroll
+    for (int i = 0; i < kV; ++i) win[kTaps - 1 + i] = us[i];
+#pragma unroll
+    for (int i = 0; i < kV; ++i) {
+      float acc = cb[j];
+#pragma unroll
+      for (int k = 0; k < kTaps; ++k) acc = fmaf(cw[j][k], win[i + k], acc);
+      us[i] = p.conv.silu ? silu_fast(acc) : acc;
+    }
+  };
+
   // Converts the raw tile to dt, dt*u, B, C in shared memory; keeps u for the epilogue.
   float u_keep[kVPT][kV];
   auto commit_tile = [&](int64_t t_tile, int valid_t, auto full) {
@@ -394,31 +421,7 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
         float dts[kV], us[kV];
 #pragma unroll
         for (int i = 0; i < kV; ++i) us[i] = detail::raw_at<T>(raw_u[j], i);
-        if constexpr (kConv) {
-          // The kTaps - 1 inputs before this vector: from the lane of the previous vector of the
-          // row, or, for the first vector, from the lane of the row's last vector, which passes
-          // on what it kept from the previous tile. Whole warps take part (kVecsPerTile % 32 == 0).
-          const int pos = tv_of[j] / kV;
-          const int lane = tid & 31;
-          const int src = pos == 0 ? lane + Traits::kVecsPerRow - 1 : lane - 1;
-          const bool last_vec = pos == Traits::kVecsPerRow - 1;
-          float win[kTaps - 1 + kV];
-#pragma unroll
-          for (int k = 0; k < kTaps - 1; ++k) {
-            const float send = last_vec ? hist[j][k] : us[kV - (kTaps - 1) + k];
-            win[k] = __shfl_sync(0xffffffffu, send, src);
-            hist[j][k] = us[kV - (kTaps - 1) + k];
-          }
-#pragma unroll
-          for (int i = 0; i < kV; ++i) win[kTaps - 1 + i] = us[i];
-#pragma unroll
-          for (int i = 0; i < kV; ++i) {
-            float acc = cb[j];
-#pragma unroll
-            for (int k = 0; k < kTaps; ++k) acc = fmaf(cw[j][k], win[i + k], acc);
-            us[i] = p.conv.silu ? silu_fast(acc) : acc;
-          }
-        }
+        if constexpr (kConv) conv_vector(j, us);
 #pragma unroll
         for (int i = 0; i < kV; ++i) {
           // Steps past the end (and absent channels) get dt = 0: the state is unchanged.
@@ -581,28 +584,45 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
   // tile j - 1 were complete at the barrier. The rest of the range (a partial tile) runs the
   // general loop below.
   int64_t t_start = t_begin;
-  if constexpr (Traits::kPipelined && !kStatePass && !kConv) {
+  if constexpr (Traits::kPipelined && !kStatePass) {
     const int64_t n_full = all_rows && Bvar && Cvar ? (t_end - t_begin) / kL : 0;
     auto pipelined = [&](auto has_z) {
       constexpr bool kZ = decltype(has_z)::value;
-      // Raw u of the tiles awaiting their epilogue (by tile parity), raw z of the last tile.
+      // Raw u of the tiles awaiting their epilogue (by tile parity), raw z of the last tile;
+      // with the fused conv, the conv's outputs (in float) instead of the raw u.
       uint4 ru_even[kVPT], ru_odd[kVPT], rz[kVPT];
 #pragma unroll
       for (int j = 0; j < kVPT; ++j) ru_even[j] = ru_odd[j] = rz[j] = make_uint4(0, 0, 0, 0);
+      constexpr int kCU = kConv ? kV : 1;
+      float cu_new[kVPT][kCU], cu_even[kVPT][kCU], cu_odd[kVPT][kCU];
+#pragma unroll
+      for (int j = 0; j < kVPT; ++j)
+#pragma unroll
+        for (int i = 0; i < kCU; ++i) cu_new[j][i] = cu_even[j][i] = cu_odd[j][i] = 0.f;
       const bool sp_on = p.delta_softplus;
       auto tile_at = [&](int64_t j) { return t_begin + j * kL; };
-      // Converts the registers of a whole tile into stage s (cf. commit_tile).
-      auto commit = [&](int s) {
+      // Converts the registers of the whole tile at t_tile into stage s (cf. commit_tile). With
+      // the fused conv, u is the conv's output: stored to p.conv.out where asked for, and kept
+      // in cu_new for the epilogue.
+      auto commit = [&](int s, int64_t t_tile) {
         typename Traits::Stage& st = smem.stage[s];
 #pragma unroll
         for (int j = 0; j < kVPT; ++j) {
-          float dts[kV], dtus[kV];
+          float dts[kV], dtus[kV], us[kV];
+#pragma unroll
+          for (int i = 0; i < kV; ++i) us[i] = detail::raw_at<T>(raw_u[j], i);
+          if constexpr (kConv) {
+            conv_vector(j, us);
+            if (p.conv.out) store_from_float<T, kV>(cout_ptr[j] + (t_tile - t_begin), us, vec_cout, kV);
+#pragma unroll
+            for (int i = 0; i < kCU; ++i) cu_new[j][i] = us[i < kV ? i : 0];
+          }
 #pragma unroll
           for (int i = 0; i < kV; ++i) {
             const float x = detail::raw_at<T>(raw_dl[j], i) + bias_v[j];
             const float sp = softplus_fast(x);
             dts[i] = sp_on ? sp : x;
-            dtus[i] = dts[i] * detail::raw_at<T>(raw_u[j], i);
+            dtus[i] = dts[i] * us[i];
           }
           float* dt_row = &st.dt[cv_of[j]][tv_of[j]];
           float* dtu_row = &st.dtu[cv_of[j]][tv_of[j]];
@@ -627,6 +647,10 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
 #pragma unroll
         for (int j = 0; j < kVPT; ++j) {
           const uint4 ru = detail::select_raw(odd, ru_odd[j], ru_even[j]);
+          float uv[kV];
+#pragma unroll
+          for (int i = 0; i < kV; ++i) uv[i] = kConv ? (odd ? cu_odd[j][i < kCU ? i : 0] : cu_even[j][i < kCU ? i : 0])
+                                                     : detail::raw_at<T>(ru, i);
           float o[kV];
           const float* y_row = &smem.y[s][cv_of[j] * kYC + tv_of[j]];
 #pragma unroll
@@ -637,10 +661,10 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
               const float4 q = *reinterpret_cast<const float4*>(y_row + l * Traits::kRow + i);
               acc.x += q.x; acc.y += q.y; acc.z += q.z; acc.w += q.w;
             }
-            o[i] = fmaf(D_v[j], detail::raw_at<T>(ru, i), acc.x);
-            o[i + 1] = fmaf(D_v[j], detail::raw_at<T>(ru, i + 1), acc.y);
-            o[i + 2] = fmaf(D_v[j], detail::raw_at<T>(ru, i + 2), acc.z);
-            o[i + 3] = fmaf(D_v[j], detail::raw_at<T>(ru, i + 3), acc.w);
+            o[i] = fmaf(D_v[j], uv[i], acc.x);
+            o[i + 1] = fmaf(D_v[j], uv[i + 1], acc.y);
+            o[i + 2] = fmaf(D_v[j], uv[i + 2], acc.z);
+            o[i + 3] = fmaf(D_v[j], uv[i + 3], acc.w);
           }
           if constexpr (kZ) {
 #pragma unroll
@@ -653,8 +677,16 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
       auto keep_u = [&](bool odd) {
 #pragma unroll
         for (int j = 0; j < kVPT; ++j) {
-          ru_odd[j] = detail::select_raw(odd, raw_u[j], ru_odd[j]);
-          ru_even[j] = detail::select_raw(odd, ru_even[j], raw_u[j]);
+          if constexpr (kConv) {
+#pragma unroll
+            for (int i = 0; i < kCU; ++i) {
+              cu_odd[j][i] = odd ? cu_new[j][i] : cu_odd[j][i];
+              cu_even[j][i] = odd ? cu_even[j][i] : cu_new[j][i];
+            }
+          } else {
+            ru_odd[j] = detail::select_raw(odd, raw_u[j], ru_odd[j]);
+            ru_even[j] = detail::select_raw(odd, ru_even[j], raw_u[j]);
+          }
         }
       };
       // One iteration; kParts bit 0: epilogue of tile j - 1, bit 1: conversion of tile j + 1,
@@ -671,13 +703,13 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
             rz[i] = __ldg(reinterpret_cast<const uint4*>(z_ptr[i] + (tile_at(j) - t_begin)));
         }
         if constexpr ((kParts & 2) != 0) {
-          commit(s ^ 1);
+          commit(s ^ 1, tile_at(j + 1));
           keep_u(s == 0);
         }
         if constexpr ((kParts & 4) != 0) load_tile((j + 2) * kL, kL, std::true_type{});
       };
       load_tile(0, kL, std::true_type{});
-      commit(0);
+      commit(0, t_begin);
       keep_u(false);
       load_tile(kL, kL, std::true_type{});
       iteration(0, std::integral_constant<int, 6>{});

@@ -1,0 +1,24 @@
+/*
+ * ssmkit — state-space model kernels for CUDA.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+// Selective-scan configuration sweep with the fused causal conv1d (W4, silu) at N = 16 (see
+// sweep.cu): the mamba-130m and mamba-2.8b training shapes, each first without the conv (the
+// scan alone) and then with it; the first line of each is the default configuration.
+#include "sweep_common.cuh"
+
+namespace sweep {
+
+void sweep_fused(double rate) {
+  for (Shape s : {Shape{8, 1536, 2048, 16}, Shape{8, 5120, 2048, 16}}) {
+    for (int w : {0, 4}) {
+      g_conv_width = w;
+      run<16, 4, 32, 128>(s, rate);
+      run<16, 4, 32, 128, 3, true>(s, rate);
+      run<16, 4, 32, 128, 2, true>(s, rate);
+    }
+  }
+  g_conv_width = 0;
+}
+
+}  // namespace sweep
