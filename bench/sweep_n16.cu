@@ -19,6 +19,9 @@ void sweep_n16(double rate) {
     run<16, 4, 32, 128, 2, true>(s, rate);
     // Two channels per thread (B and C read once for both), pipelined.
     run<16, 4, 16, 64, 3, true, 2>(s, rate);
+    // Eight states per thread (two lanes per channel), pipelined: what won at N = 32.
+    run<16, 8, 32, 128, 2, true>(s, rate);
+    run<16, 8, 32, 64, 3, true>(s, rate);
   }
 }
 
