@@ -369,3 +369,24 @@ TEST_CASE("conv1d width dispatch covers 1..8", "[host][conv1d]") {
         StatusCode::kNotSupported);
   CHECK(ssmkit::dispatch_conv_weight_dtype<__nv_bfloat16>(DType::kFloat32, [](auto) { return ssmkit::Status::Ok(); }).ok());
 }
+
+TEST_CASE("conv1d forward defaults: channel-last takes 16 bytes of channels for 2-byte types up to W4", "[host][conv1d]") {
+  using BfLast4 = ssmkit::ConvDefaultConfig<__nv_bfloat16, true, 4>;
+  CHECK(BfLast4::kChannels == 8);
+  CHECK(BfLast4::kTileLen == 4);  // 64 bytes per thread per chunk
+  CHECK(BfLast4::kMinBlocksPerSM == 3);
+  using HalfLast2 = ssmkit::ConvDefaultConfig<__half, true, 2>;
+  CHECK(HalfLast2::kChannels == 8);
+  CHECK(HalfLast2::kMinBlocksPerSM == 3);
+  // Wider filters and fp32 keep conv_channels() (at most 16 taps per thread) at 4 blocks per SM.
+  using BfLast5 = ssmkit::ConvDefaultConfig<__nv_bfloat16, true, 5>;
+  CHECK(BfLast5::kChannels == ssmkit::detail::conv_channels<__nv_bfloat16>(5));
+  CHECK(BfLast5::kMinBlocksPerSM == 4);
+  using F32Last4 = ssmkit::ConvDefaultConfig<float, true, 4>;
+  CHECK(F32Last4::kChannels == ssmkit::detail::conv_channels<float>(4));
+  CHECK(F32Last4::kChannels * sizeof(float) <= 16);
+  CHECK(F32Last4::kMinBlocksPerSM == 4);
+  // Channel-first is unchanged: 8 blocks per SM (6 above W5).
+  CHECK(ssmkit::ConvDefaultConfig<__nv_bfloat16, false, 4>::kMinBlocksPerSM == 8);
+  CHECK(ssmkit::ConvDefaultConfig<__nv_bfloat16, false, 8>::kMinBlocksPerSM == 6);
+}
