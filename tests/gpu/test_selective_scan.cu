@@ -418,6 +418,24 @@ TEST_CASE("selective scan with fused conv1d: width x length x options", "[gpu][s
   }
 }
 
+TEST_CASE("selective scan with fused conv1d: dstate 32 through the launcher", "[gpu][scan][conv]") {
+  // At N = 32 the launcher takes the 8-states-per-thread pipelined configuration on sm_90 and
+  // newer (ScanSm90Config), the default elsewhere.
+  uint64_t seed = 700;
+  for (DType t : kTypes)
+    for (int64_t L : {int64_t(33), int64_t(300)}) {
+      ScanCase c;
+      c.dtype = t;
+      c.batch = 2;
+      c.dim = 72;
+      c.seqlen = L;
+      c.dstate = 32;
+      c.conv_w = 4;
+      c.seed = seed++;
+      check_conv_case(c);
+    }
+}
+
 TEST_CASE("selective scan with fused conv1d: long sequences cut into ranges", "[gpu][scan][conv]") {
   for (DType t : kTypes)
     for (int64_t n : {16, 128}) {
@@ -538,6 +556,9 @@ void check_pipeline_configs(DType t) {
   for (const ScanCase& c : pipeline_conv_cases(t)) {
     check_config<T, 4, 32, 128, 3, true, 1>(c);
     check_config<T, 4, 32, 128, 2, true, 1>(c);
+    ScanCase c32 = c;
+    c32.dstate = 32;
+    check_config<T, 8, 32, 128, 2, true, 1, 32>(c32);
   }
 }
 

@@ -35,8 +35,8 @@ SSMKIT_NAMESPACE_BEGIN
 //! Tiles that lie wholly inside the sequence, with every channel of the block present and
 //! aligned rows, take a path without per-element bounds checks.
 //! With @c kPipeline_ (kPipelined) the whole tiles of a range with variable B and C run a
-//! software-pipelined loop instead: steps 1 (for tile k + 1), 2 (tile k) and 3 (tile k - 1)
-//! after one barrier, from two shared-memory stages.
+//! software-pipelined loop instead: steps 1 (for tile k + 1, with the fused conv if any), 2
+//! (tile k) and 3 (tile k - 1) after one barrier, from two shared-memory stages.
 //! @tparam T                 element type of u, delta, z, out and variable B/C
 //! @tparam kNState_          largest state size handled (the run-time dstate may be smaller)
 //! @tparam kStatesPerThread_ states held by one thread
@@ -581,8 +581,9 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
   // independent, so the scheduler can fill the recurrence's exp2 and shared-memory latencies
   // with the element work. The barrier orders every reuse: stage j % 2 was last read by the
   // recurrence of tile j - 2, the other stage by that of tile j - 1, and the partial sums of
-  // tile j - 1 were complete at the barrier. The rest of the range (a partial tile) runs the
-  // general loop below.
+  // tile j - 1 were complete at the barrier. With the fused conv the conversion also runs the
+  // conv (tiles are converted in order, so the history a row's last lane carries stays right).
+  // The rest of the range (a partial tile) runs the general loop below.
   int64_t t_start = t_begin;
   if constexpr (Traits::kPipelined && !kStatePass) {
     const int64_t n_full = all_rows && Bvar && Cvar ? (t_end - t_begin) / kL : 0;
