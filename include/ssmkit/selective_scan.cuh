@@ -367,6 +367,17 @@ template <typename T, int kNState, class C>
 using ScanTraitsOf = SelectiveScanTraits<T, kNState, C::kStatesPerThread, C::kTileLen, C::kThreads, C::kMinBlocks,
                                          C::kPipeline, C::kChannelsPerThread>;
 
+//! Resident blocks per SM of the pipelined configuration @p Traits on device @p dev: 0 below
+//! sm_90, where the pipelined loop is not compiled (see scan_blocks_per_sm()).
+template <class Traits>
+Status pipelined_blocks_per_sm(int dev, int& per_sm) {
+  per_sm = 0;
+  int major = 0;
+  SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  if (major < 9) return Status::Ok();
+  return scan_blocks_per_sm<Traits>(dev, per_sm);
+}
+
 //! The launch shape of @p p on the current device for element type @p T and state capacity
 //! @p kNState. A one-wave shape whose configuration does not reach its blocks per SM on this
 //! device, or on a device older than sm_90 (the pipelined loop is compiled for sm_90 and
@@ -380,20 +391,12 @@ Status scan_launch_shape_of(const SelectiveScanParams& p, ScanLaunchShape& shape
   using Wave2 = ScanOneWaveConfig<T, kNState, 2>;
   using Wave3 = ScanOneWaveConfig<T, kNState, 3>;
   shape = scan_launch_shape(Default::grid_size(p), sms, p.conv.weight != nullptr);
-  int per_sm = 0, major = 0;
-  SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-  const bool pipelined_ok = major >= 9;  // the pipelined loop is compiled for sm_90 and newer
+  int per_sm = 0;
   if (shape == ScanLaunchShape::kOneWave2) {
-    if constexpr (Wave2::kDistinct) {
-      using Traits = ScanTraitsOf<T, kNState, Wave2>;
-      if (pipelined_ok) SSMKIT_TRY(scan_blocks_per_sm<Traits>(dev, per_sm));
-    }
+    if constexpr (Wave2::kDistinct) SSMKIT_TRY((pipelined_blocks_per_sm<ScanTraitsOf<T, kNState, Wave2>>(dev, per_sm)));
     if (per_sm < 2) shape = ScanLaunchShape::kFewChannels;
   } else if (shape == ScanLaunchShape::kOneWave3) {
-    if constexpr (Wave3::kDistinct) {
-      using Traits = ScanTraitsOf<T, kNState, Wave3>;
-      if (pipelined_ok) SSMKIT_TRY(scan_blocks_per_sm<Traits>(dev, per_sm));
-    }
+    if constexpr (Wave3::kDistinct) SSMKIT_TRY((pipelined_blocks_per_sm<ScanTraitsOf<T, kNState, Wave3>>(dev, per_sm)));
     if (per_sm < 3) shape = ScanLaunchShape::kDefault;
   }
   return Status::Ok();
@@ -408,11 +411,9 @@ Status with_scan_config(const SelectiveScanParams& p, F&& f) {
   if constexpr (ScanSm90Config<T, kNState>::kDistinct) {
     // Taken on sm_90 and newer where the device holds its blocks per SM.
     using C = ScanSm90Config<T, kNState>;
-    using Traits = ScanTraitsOf<T, kNState, C>;
-    int dev = 0, major = 0, per_sm = 0;
+    int dev = 0, per_sm = 0;
     SSMKIT_CUDA_TRY(cudaGetDevice(&dev));
-    SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-    if (major >= 9) SSMKIT_TRY(scan_blocks_per_sm<Traits>(dev, per_sm));
+    SSMKIT_TRY((pipelined_blocks_per_sm<ScanTraitsOf<T, kNState, C>>(dev, per_sm)));
     if (per_sm >= C::kMinBlocks) return f(C{});
   }
   if constexpr (ScanFewChannelsConfig<kNState>::kDistinct || ScanOneWaveConfig<T, kNState, 2>::kDistinct ||
