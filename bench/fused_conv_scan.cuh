@@ -75,6 +75,10 @@ inline void bench_fused_conv_scan(Context& ctx) {
       check(ssmkit::selective_scan_fwd(sp, nullptr));
     }, ctx.reps);
     const double fused_ms = ctx.timer.median_ms([&](int) { check(ssmkit::selective_scan_fwd(fp, nullptr)); }, ctx.reps);
+    // Host time of one launcher call (its checks, device-fact reads and the launch itself): the
+    // GPU waits for it when the stream is idle, as in the single-call timing above.
+    const double conv_host_us = host_us_per_call([&] { check(ssmkit::causal_conv1d_fwd(cp, nullptr)); });
+    const double fused_host_us = host_us_per_call([&] { check(ssmkit::selective_scan_fwd(fp, nullptr)); });
     BENCH_CUDA(cudaDeviceSynchronize());
     for (void* p : bufs) BENCH_CUDA(cudaFree(p));
 
@@ -91,6 +95,8 @@ inline void bench_fused_conv_scan(Context& ctx) {
       r.anchor_ms = fused ? two_ms : 0;
       ctx.add(r);
     }
+    std::printf("%-22s host time per call: causal_conv1d_fwd %.2f us, fused selective_scan_fwd %.2f us\n",
+                "", conv_host_us, fused_host_us);
   }
 }
 

@@ -5,7 +5,7 @@
 // Configuration sweep of the selective-scan kernel (states per thread, tile length, threads,
 // register budget, pipelined loop, channels per thread) on the benchmark's shapes, to choose
 // the dispatcher's defaults. Built with -DSSMKIT_BENCH_SWEEP=ON.
-//   ssmkit_sweep [16|32|64|128|256|fused|all] [exp2 rate]      (default: all)
+//   ssmkit_sweep [16|32|64|128|256|fused|split|all] [exp2 rate]      (default: all)
 // One translation unit per state size (bench/sweep_n*.cu), so that they compile in parallel.
 #include "sweep_common.cuh"
 
@@ -24,5 +24,6 @@ int main(int argc, char** argv) {
   if (wants("128")) sweep::sweep_n128(rate);
   if (wants("256")) sweep::sweep_n256(rate);
   if (wants("fused")) sweep::sweep_fused(rate);
+  if (wants("split")) sweep::sweep_split(rate);
   return 0;
 }

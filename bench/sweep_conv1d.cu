@@ -95,6 +95,16 @@ void channel_last(const FwdSets& s, const char* shape) {
   }
 }
 
+// The run-time launcher (ssmkit::causal_conv1d_fwd), as the benchmark calls it.
+void launcher(const FwdSets& s, const char* shape) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%s %s run-time launcher", ssmkit::causal_conv1d_is_channel_last(s.ps[0]) ? "cl" : "cf", shape);
+  report(buf, s, [](const CausalConv1dParams& p) {
+    const ssmkit::Status st = ssmkit::causal_conv1d_fwd(p, nullptr);
+    if (!st.ok()) std::printf("error: %s\n", st.message());
+  });
+}
+
 __global__ void empty_kernel() {}
 
 // A plain 16-byte copy kernel, one vector per thread: what a kernel that only streams the
@@ -220,12 +230,14 @@ int main() {
     const int64_t B = shape ? 8 : 4, D = shape ? 3072 : 10240, L = shape ? 2048 : 4096;
     const char* name = shape ? "bf16 B8 D3072 L2048" : "bf16 B4 D10240 L4096";
     FwdSets s(DType::kBFloat16, B, D, L, true);
+    launcher(s, name);
     channel_last<bf16, 8, 4, 4>(s, name);
     channel_last<bf16, 4, 3, 8>(s, name);
     channel_last<bf16, 4, 4, 4>(s, name);
     channel_last<bf16, 8, 3, 4>(s, name);
     channel_last<bf16, 16, 2, 4>(s, name);
     channel_last<bf16, 4, 6, 2>(s, name);
+    launcher(s, name);
     copy_same_size(s, name);
   }
   update_cases();

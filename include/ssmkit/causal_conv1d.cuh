@@ -115,8 +115,7 @@ Status causal_conv1d_fwd(const CausalConv1dParams& p, cudaStream_t stream) {
                          kChannelLast ? "channel-first" : "channel-last",
                          kChannelLast ? "channel-last" : "channel-first");
   int device = 0, sm_count = 0;
-  SSMKIT_CUDA_TRY(cudaGetDevice(&device));
-  SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device));
+  SSMKIT_CUDA_TRY(detail::current_device_sms(device, sm_count));
   const int64_t run_len = kChannelLast ? Traits::run_length(p, sm_count) : 0;
   const int64_t grid = Traits::grid_size(p, sm_count, run_len);
   if (grid > 0x7fffffff)

@@ -4,11 +4,12 @@
  */
 //! @file launch.cuh
 //! @brief Launch options of the decode-path launchers (programmatic dependent launch) and the
-//! device side of it.
+//! device side of it; the launchers' cache of device facts.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <utility>
 
 #include "config.cuh"
@@ -30,6 +31,36 @@ struct LaunchOptions {
 };
 
 namespace detail {
+
+// Device ordinals below this have their facts cached by the launchers; higher ones are queried
+// on every call.
+constexpr int kCachedDevices = 64;
+
+// cudaDeviceGetAttribute(kAttr) of device @p dev, read once per process and device: the
+// launchers need a few device facts on every call, and each query is host time a short kernel
+// waits for.
+template <cudaDeviceAttr kAttr>
+cudaError_t cached_device_attribute(int dev, int& value) {
+  static std::atomic<int> cache[kCachedDevices];  // value + 1; 0 until read
+  const bool cacheable = dev >= 0 && dev < kCachedDevices;
+  if (cacheable) {
+    const int c = cache[dev].load(std::memory_order_relaxed);
+    if (c != 0) {
+      value = c - 1;
+      return cudaSuccess;
+    }
+  }
+  const cudaError_t e = cudaDeviceGetAttribute(&value, kAttr, dev);
+  if (e == cudaSuccess && cacheable) cache[dev].store(value + 1, std::memory_order_relaxed);
+  return e;
+}
+
+// The current device and its SM count.
+inline cudaError_t current_device_sms(int& dev, int& sms) {
+  const cudaError_t e = cudaGetDevice(&dev);
+  if (e != cudaSuccess) return e;
+  return cached_device_attribute<cudaDevAttrMultiProcessorCount>(dev, sms);
+}
 
 // Waits until the grids this one depends on have completed and their writes are visible, then
 // lets a dependent grid launched with programmatic stream serialization start its blocks.

@@ -13,12 +13,14 @@
 //!   and selective_scan_fwd() that dispatches on the run-time dtype and dstate.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <type_traits>
 
 #include "config.cuh"
 #include "dispatch.cuh"
 #include "kernel/selective_scan_fwd.cuh"
+#include "launch.cuh"
 #include "selective_scan_params.cuh"
 #include "status.cuh"
 #include "types.cuh"
@@ -178,29 +180,40 @@ inline size_t scan_split_bytes(const SelectiveScanParams& p, const ScanSplit& s)
 
 //! Resident blocks per SM of the main kernel of @p Traits on device @p dev (0 where its shared
 //! memory exceeds what a block may have there, e.g. the pipelined loop's 65.5 KB on sm_75).
+//! Queried once per process and device, then cached.
 template <class Traits>
 Status scan_blocks_per_sm(int dev, int& per_sm) {
+  static std::atomic<int> cache[kCachedDevices];  // per_sm + 1; 0 until queried
+  const bool cacheable = dev >= 0 && dev < kCachedDevices;
+  if (cacheable) {
+    const int c = cache[dev].load(std::memory_order_relaxed);
+    if (c != 0) {
+      per_sm = c - 1;
+      return Status::Ok();
+    }
+  }
   per_sm = 0;
   int optin = 0;
-  SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  SSMKIT_CUDA_TRY(cached_device_attribute<cudaDevAttrMaxSharedMemoryPerBlockOptin>(dev, optin));
   constexpr size_t kSmem = sizeof(typename Traits::TempStorage);
-  if (kSmem > size_t(optin)) return Status::Ok();
-  if (kSmem > 48 * 1024)
-    SSMKIT_CUDA_TRY(cudaFuncSetAttribute(selective_scan_fwd_kernel<Traits, false>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem)));
-  SSMKIT_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-      &per_sm, selective_scan_fwd_kernel<Traits, false>, Traits::kThreads, kSmem));
+  if (kSmem <= size_t(optin)) {
+    if (kSmem > 48 * 1024)
+      SSMKIT_CUDA_TRY(cudaFuncSetAttribute(selective_scan_fwd_kernel<Traits, false>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem)));
+    SSMKIT_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &per_sm, selective_scan_fwd_kernel<Traits, false>, Traits::kThreads, kSmem));
+  }
+  if (cacheable) cache[dev].store(per_sm + 1, std::memory_order_relaxed);
   return Status::Ok();
 }
 
 template <class Traits>
 Status plan_scan_split(const SelectiveScanParams& p, ScanSplit& split) {
   int dev = 0, sms = 0, per_sm = 0;
-  SSMKIT_CUDA_TRY(cudaGetDevice(&dev));
-  SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  SSMKIT_CUDA_TRY(current_device_sms(dev, sms));
   if constexpr (Traits::kPipelined) {
     int major = 0;
-    SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    SSMKIT_CUDA_TRY(cached_device_attribute<cudaDevAttrComputeCapabilityMajor>(dev, major));
     if (major < 9)
       return Status::Error(StatusCode::kInvalidArgument,
                            "the pipelined scan loop (kPipeline) is compiled for sm_90 and newer only");
@@ -312,7 +325,8 @@ Status selective_scan_fwd(const SelectiveScanParams& p, cudaStream_t stream) {
         return Status::FromCuda(e, "selective_scan_fwd_kernel (state pass)");
       }
     }
-    if (kConv && kSmem > 48 * 1024)
+    // Set for the kernel launched on every call (a cudaDeviceReset() clears it; the query is cheap).
+    if (kSmem > 48 * 1024)
       SSMKIT_CUDA_TRY(cudaFuncSetAttribute(selective_scan_fwd_kernel<Traits, false, kConv>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem)));
     selective_scan_fwd_kernel<Traits, false, kConv><<<static_cast<unsigned>(grid), kThreads, kSmem, stream>>>(p, split);
@@ -373,7 +387,7 @@ template <class Traits>
 Status pipelined_blocks_per_sm(int dev, int& per_sm) {
   per_sm = 0;
   int major = 0;
-  SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  SSMKIT_CUDA_TRY(cached_device_attribute<cudaDevAttrComputeCapabilityMajor>(dev, major));
   if (major < 9) return Status::Ok();
   return scan_blocks_per_sm<Traits>(dev, per_sm);
 }
@@ -385,8 +399,7 @@ Status pipelined_blocks_per_sm(int dev, int& per_sm) {
 template <typename T, int kNState>
 Status scan_launch_shape_of(const SelectiveScanParams& p, ScanLaunchShape& shape) {
   int dev = 0, sms = 0;
-  SSMKIT_CUDA_TRY(cudaGetDevice(&dev));
-  SSMKIT_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  SSMKIT_CUDA_TRY(current_device_sms(dev, sms));
   using Default = ScanTraitsOf<float, kNState, ScanDefaultConfig<kNState>>;
   using Wave2 = ScanOneWaveConfig<T, kNState, 2>;
   using Wave3 = ScanOneWaveConfig<T, kNState, 3>;
