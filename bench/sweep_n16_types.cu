@@ -11,7 +11,9 @@ namespace sweep {
 void sweep_n16_types(double rate) {
   for (Shape s : {Shape{8, 1536, 2048, 16}, Shape{4, 2048, 2048, 16}, Shape{8, 5120, 2048, 16}}) {
     run_t<float, 16, 4, 16, 128>(s, rate);
+    run_t<float, 16, 0, 0, 0>(s, rate);  // the run-time launcher
     run_t<float, 16, 2, 32, 128>(s, rate);
+    run_t<float, 16, 2, 64, 128>(s, rate);  // the few-channels configuration
     run_t<float, 16, 4, 16, 128, 3, true>(s, rate);
     run_t<float, 16, 4, 16, 128, 2, true>(s, rate);
     run_t<__half, 16, 4, 32, 128>(s, rate);
