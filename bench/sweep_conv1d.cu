@@ -114,6 +114,12 @@ __global__ void copy_kernel(const uint4* __restrict__ src, uint4* __restrict__ d
   if (i < n) dst[i] = __ldg(src + i);
 }
 
+// The same with streaming cache hints (ld.global.cs / st.global.cs: evict first).
+__global__ void copy_kernel_cs(const uint4* __restrict__ src, uint4* __restrict__ dst, size_t n) {
+  const size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  if (i < n) __stcs(dst + i, __ldcs(src + i));
+}
+
 // Copies of the forward's bytes (x read, out written): cudaMemcpy and copy_kernel.
 void copy_same_size(const FwdSets& s, const char* shape) {
   const size_t n = size_t(s.bytes / 2);
@@ -126,6 +132,11 @@ void copy_same_size(const FwdSets& s, const char* shape) {
   report(buf, s, [&](const CausalConv1dParams& p) {
     const size_t v = n / 16;
     copy_kernel<<<unsigned((v + 255) / 256), 256>>>(static_cast<const uint4*>(p.x), static_cast<uint4*>(p.out), v);
+  });
+  std::snprintf(buf, sizeof buf, "copy %s 16-byte copy kernel, streaming hints", shape);
+  report(buf, s, [&](const CausalConv1dParams& p) {
+    const size_t v = n / 16;
+    copy_kernel_cs<<<unsigned((v + 255) / 256), 256>>>(static_cast<const uint4*>(p.x), static_cast<uint4*>(p.out), v);
   });
 }
 
