@@ -5,7 +5,13 @@
 #
 #   tests/gpu_check.sh [build-dir]      (env: SSMKIT_ARCH=90 to pick the architecture,
 #                                         OUT=dir for logs and bench JSON, SKIP_BENCH=1,
-#                                         SANITIZE_TIMEOUT=seconds per sanitizer tool)
+#                                         SANITIZE_TIMEOUT=seconds per sanitizer tool,
+#                                         QUICK=1: build and run only the GPU tests and the
+#                                         benchmark (no ctest, no sanitizers),
+#                                         SWEEPS="16 split conv1d ...": after the benchmark,
+#                                         run these sweeps (ssmkit_sweep modes; "conv1d" and
+#                                         "state_update" their own binaries) into
+#                                         $OUT/sweeps.txt; implies -DSSMKIT_BENCH_SWEEP=ON)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-gpu}
@@ -17,25 +23,42 @@ prefix=()
 summary=()
 note() { summary+=("$1"); }
 
+sweeps=${SWEEPS:-}
+options=()
+targets=()
+[ -n "$sweeps" ] && options+=(-DSSMKIT_BENCH_SWEEP=ON)
+if [ -n "${QUICK:-}" ]; then
+  options+=(-DSSMKIT_BUILD_PYTHON=OFF)
+  targets=(--target ssmkit_gpu_tests ssmkit_bench)
+  for m in $sweeps; do
+    case $m in
+      conv1d|state_update) targets+=("ssmkit_sweep_$m") ;;
+      *) targets+=(ssmkit_sweep) ;;
+    esac
+  done
+fi
+
 t0=$(date +%s)
 if ! cmake -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
-     -DSSMKIT_BUILD_DOCS=OFF "${prefix[@]}" ${SSMKIT_CMAKE_ARGS:-} >"$out/configure.log" 2>&1; then
+     -DSSMKIT_BUILD_DOCS=OFF "${prefix[@]}" "${options[@]}" ${SSMKIT_CMAKE_ARGS:-} >"$out/configure.log" 2>&1; then
   tail -30 "$out/configure.log"; echo "SUMMARY: configure failed"; exit 1
 fi
-if ! cmake --build "$build" -j"$(nproc)" >"$out/build.log" 2>&1; then
+if ! cmake --build "$build" -j"$(nproc)" "${targets[@]}" >"$out/build.log" 2>&1; then
   grep -E "error|Error" "$out/build.log" | head -40; echo "SUMMARY: build failed"; exit 1
 fi
 note "build: ok in $(( $(date +%s) - t0 )) s (arch $arch)"
 
 # Tests (the CMake consumer tests are CI's; they need no GPU). The GPU test binary runs once,
 # below, for its Catch2 totals.
-t1=$(date +%s)
-ctest --test-dir "$build" --output-on-failure -LE cmake -E '^gpu_tests$' >"$out/ctest.log" 2>&1
-rc=$?
-grep -E "tests passed|tests failed|Not Run|\*\*\*|Failed|Skipped" "$out/ctest.log" | tail -15
-note "ctest: $(grep -E 'tests passed' "$out/ctest.log" | tail -1) ($(( $(date +%s) - t1 )) s, rc $rc)"
-skipped=$(grep -c "Skipped" "$out/ctest.log" || true)
-note "ctest skipped lines: $skipped"
+if [ -z "${QUICK:-}" ]; then
+  t1=$(date +%s)
+  ctest --test-dir "$build" --output-on-failure -LE cmake -E '^gpu_tests$' >"$out/ctest.log" 2>&1
+  rc=$?
+  grep -E "tests passed|tests failed|Not Run|\*\*\*|Failed|Skipped" "$out/ctest.log" | tail -15
+  note "ctest: $(grep -E 'tests passed' "$out/ctest.log" | tail -1) ($(( $(date +%s) - t1 )) s, rc $rc)"
+  skipped=$(grep -c "Skipped" "$out/ctest.log" || true)
+  note "ctest skipped lines: $skipped"
+fi
 # Catch2 totals of the GPU test binary, with the per-case summary line.
 "$build/tests/ssmkit_gpu_tests" >"$out/gpu_tests.log" 2>&1
 note "gpu tests: $(tail -3 "$out/gpu_tests.log" | grep -E 'passed|failed' | tr -s ' ')"
@@ -47,10 +70,26 @@ if [ -z "${SKIP_BENCH:-}" ]; then
   note "bench: rc $?, $(grep -c ' ms \| us ' "$out/bench.txt") rows"
 fi
 
+# Sweeps (SWEEPS), one file.
+if [ -n "$sweeps" ]; then
+  : >"$out/sweeps.txt"
+  for m in $sweeps; do
+    case $m in
+      conv1d|state_update) cmd=("$build/bench/ssmkit_sweep_$m") ;;
+      *) cmd=("$build/bench/ssmkit_sweep" "$m") ;;
+    esac
+    echo "# ${cmd[*]}" >>"$out/sweeps.txt"
+    "${cmd[@]}" >>"$out/sweeps.txt" 2>&1
+    note "sweep $m: rc $?"
+  done
+fi
+
 # compute-sanitizer over the reduced grid (test cases tagged [sanitize] and the device functions).
 # The four tools run at once (each is bound by the host's instrumentation work, not by the
 # GPU); SANITIZE_TIMEOUT (s, default 420) bounds each of them.
-if command -v compute-sanitizer >/dev/null; then
+if [ -n "${QUICK:-}" ]; then
+  note "sanitizer: skipped (QUICK)"
+elif command -v compute-sanitizer >/dev/null; then
   tools=(memcheck racecheck initcheck synccheck)
   pids=()
   for tool in "${tools[@]}"; do
