@@ -222,3 +222,29 @@ TEST_CASE("the launch-shape rule and the default configurations", "[host][dispat
   CHECK(channels(ssmkit::ScanDefaultConfig<256>{}, std::integral_constant<int, 256>{}) >= 32);
   CHECK(ssmkit::ScanDefaultConfig<256>::kChannelsPerThread == 2);
 }
+
+TEST_CASE("the launchers' device-fact cache", "[host][dispatch]") {
+  // With a device, the cached value equals a direct query on every call; without one (CI),
+  // every call returns the query's error: a failed query is never cached.
+  int direct = -1;
+  const cudaError_t e = cudaDeviceGetAttribute(&direct, cudaDevAttrMultiProcessorCount, 0);
+  (void)cudaGetLastError();
+  for (int call = 0; call < 3; ++call) {
+    int cached = -1;
+    const cudaError_t c = ssmkit::detail::cached_device_attribute<cudaDevAttrMultiProcessorCount>(0, cached);
+    (void)cudaGetLastError();
+    CHECK(c == e);
+    if (e == cudaSuccess) CHECK(cached == direct);
+  }
+  // Ordinals past the cache are queried directly, with the query's result.
+  int v = -1;
+  const cudaError_t far = ssmkit::detail::cached_device_attribute<cudaDevAttrMultiProcessorCount>(
+      ssmkit::detail::kCachedDevices + 3, v);
+  (void)cudaGetLastError();
+  CHECK(far != cudaSuccess);  // no machine has that many devices
+  // The launch-shape query reports the missing device as a Status, not a crash.
+  auto p = ssmkit::make_selective_scan_params(ssmkit::DType::kBFloat16, 8, 1536, 2048, 16);
+  ssmkit::detail::ScanLaunchShape shape{};
+  const ssmkit::Status st = ssmkit::detail::scan_launch_shape_of<__nv_bfloat16, 16>(p, shape);
+  CHECK(st.ok() == (e == cudaSuccess));
+}
