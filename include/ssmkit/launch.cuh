@@ -36,22 +36,33 @@ namespace detail {
 // on every call.
 constexpr int kCachedDevices = 64;
 
+// One int per device, kept for the process: slot dev holds value + 1, 0 until stored (static
+// storage starts zeroed). Ordinals at or above kCachedDevices are never stored.
+struct DeviceIntCache {
+  std::atomic<int> slots[kCachedDevices];
+
+  // The stored value of @p dev, if any.
+  bool load(int dev, int& value) const {
+    if (dev < 0 || dev >= kCachedDevices) return false;
+    const int c = slots[dev].load(std::memory_order_relaxed);
+    if (c == 0) return false;
+    value = c - 1;
+    return true;
+  }
+  void store(int dev, int value) {
+    if (dev >= 0 && dev < kCachedDevices) slots[dev].store(value + 1, std::memory_order_relaxed);
+  }
+};
+
 // cudaDeviceGetAttribute(kAttr) of device @p dev, read once per process and device: the
 // launchers need a few device facts on every call, and each query is host time a short kernel
-// waits for.
+// waits for. A failed query is not stored.
 template <cudaDeviceAttr kAttr>
 cudaError_t cached_device_attribute(int dev, int& value) {
-  static std::atomic<int> cache[kCachedDevices];  // value + 1; 0 until read
-  const bool cacheable = dev >= 0 && dev < kCachedDevices;
-  if (cacheable) {
-    const int c = cache[dev].load(std::memory_order_relaxed);
-    if (c != 0) {
-      value = c - 1;
-      return cudaSuccess;
-    }
-  }
+  static DeviceIntCache cache;
+  if (cache.load(dev, value)) return cudaSuccess;
   const cudaError_t e = cudaDeviceGetAttribute(&value, kAttr, dev);
-  if (e == cudaSuccess && cacheable) cache[dev].store(value + 1, std::memory_order_relaxed);
+  if (e == cudaSuccess) cache.store(dev, value);
   return e;
 }
 

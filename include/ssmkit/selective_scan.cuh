@@ -13,7 +13,6 @@
 //!   and selective_scan_fwd() that dispatches on the run-time dtype and dstate.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <type_traits>
 
@@ -183,15 +182,8 @@ inline size_t scan_split_bytes(const SelectiveScanParams& p, const ScanSplit& s)
 //! Queried once per process and device, then cached.
 template <class Traits>
 Status scan_blocks_per_sm(int dev, int& per_sm) {
-  static std::atomic<int> cache[kCachedDevices];  // per_sm + 1; 0 until queried
-  const bool cacheable = dev >= 0 && dev < kCachedDevices;
-  if (cacheable) {
-    const int c = cache[dev].load(std::memory_order_relaxed);
-    if (c != 0) {
-      per_sm = c - 1;
-      return Status::Ok();
-    }
-  }
+  static DeviceIntCache cache;
+  if (cache.load(dev, per_sm)) return Status::Ok();
   per_sm = 0;
   int optin = 0;
   SSMKIT_CUDA_TRY(cached_device_attribute<cudaDevAttrMaxSharedMemoryPerBlockOptin>(dev, optin));
@@ -203,7 +195,7 @@ Status scan_blocks_per_sm(int dev, int& per_sm) {
     SSMKIT_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
         &per_sm, selective_scan_fwd_kernel<Traits, false>, Traits::kThreads, kSmem));
   }
-  if (cacheable) cache[dev].store(per_sm + 1, std::memory_order_relaxed);
+  cache.store(dev, per_sm);
   return Status::Ok();
 }
 
