@@ -11,7 +11,11 @@
 #                                         SWEEPS="16 split conv1d ...": after the benchmark,
 #                                         run these sweeps (ssmkit_sweep modes; "conv1d" and
 #                                         "state_update" their own binaries) into
-#                                         $OUT/sweeps.txt; implies -DSSMKIT_BENCH_SWEEP=ON)
+#                                         $OUT/sweeps.txt; implies -DSSMKIT_BENCH_SWEEP=ON,
+#                                         PREBUILT=1: use the binaries already in build-dir
+#                                         (built elsewhere for this GPU's architecture), no
+#                                         configure, build or ctest; the sanitizers run
+#                                         unless QUICK is set too)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-gpu}
@@ -39,18 +43,23 @@ if [ -n "${QUICK:-}" ]; then
 fi
 
 t0=$(date +%s)
-if ! cmake -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
+if [ -n "${PREBUILT:-}" ]; then
+  for f in tests/ssmkit_gpu_tests bench/ssmkit_bench; do
+    [ -x "$build/$f" ] || { echo "SUMMARY: PREBUILT set but $build/$f is missing"; exit 1; }
+  done
+  note "build: prebuilt binaries in $build"
+elif ! cmake -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
      -DSSMKIT_BUILD_DOCS=OFF "${prefix[@]}" "${options[@]}" ${SSMKIT_CMAKE_ARGS:-} >"$out/configure.log" 2>&1; then
   tail -30 "$out/configure.log"; echo "SUMMARY: configure failed"; exit 1
-fi
-if ! cmake --build "$build" -j"$(nproc)" "${targets[@]}" >"$out/build.log" 2>&1; then
+elif ! cmake --build "$build" -j"$(nproc)" "${targets[@]}" >"$out/build.log" 2>&1; then
   grep -E "error|Error" "$out/build.log" | head -40; echo "SUMMARY: build failed"; exit 1
+else
+  note "build: ok in $(( $(date +%s) - t0 )) s (arch $arch)"
 fi
-note "build: ok in $(( $(date +%s) - t0 )) s (arch $arch)"
 
 # Tests (the CMake consumer tests are CI's; they need no GPU). The GPU test binary runs once,
 # below, for its Catch2 totals.
-if [ -z "${QUICK:-}" ]; then
+if [ -z "${QUICK:-}" ] && [ -z "${PREBUILT:-}" ]; then
   t1=$(date +%s)
   ctest --test-dir "$build" --output-on-failure -LE cmake -E '^gpu_tests$' >"$out/ctest.log" 2>&1
   rc=$?
@@ -59,10 +68,13 @@ if [ -z "${QUICK:-}" ]; then
   skipped=$(grep -c "Skipped" "$out/ctest.log" || true)
   note "ctest skipped lines: $skipped"
 fi
-# Catch2 totals of the GPU test binary, with the per-case summary line.
-"$build/tests/ssmkit_gpu_tests" >"$out/gpu_tests.log" 2>&1
-note "gpu tests: $(tail -3 "$out/gpu_tests.log" | grep -E 'passed|failed' | tr -s ' ')"
-if grep -q "FAILED" "$out/gpu_tests.log"; then grep -B5 -A25 "FAILED" "$out/gpu_tests.log" | head -120; fi
+# Catch2 totals of the GPU test binary, with the per-case summary line (SKIP_GPU_TESTS=1: the
+# caller ran it).
+if [ -z "${SKIP_GPU_TESTS:-}" ]; then
+  "$build/tests/ssmkit_gpu_tests" >"$out/gpu_tests.log" 2>&1
+  note "gpu tests: $(tail -3 "$out/gpu_tests.log" | grep -E 'passed|failed' | tr -s ' ')"
+  if grep -q "FAILED" "$out/gpu_tests.log"; then grep -B5 -A25 "FAILED" "$out/gpu_tests.log" | head -120; fi
+fi
 
 # Benchmark (before the sanitizers, so that a sanitizer that runs out of time loses nothing).
 if [ -z "${SKIP_BENCH:-}" ]; then
