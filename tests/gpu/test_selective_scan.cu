@@ -574,6 +574,19 @@ TEST_CASE("selective scan: pipelined main loop and two channels per thread", "[g
   for (const ScanCase& c : pipeline_conv_cases(DType::kFloat32)) check_config<float, 4, 16, 128, 3, true, 1>(c);
 }
 
+// Configurations the sweeps time as candidates for the run-time launcher's rules: fp32 at
+// N = 16 with 2 states per thread and 32-step tiles (large grids), and 8 states per thread in
+// the pipelined loop at N = 16 (sequences cut into many ranges). Checked here on the same
+// cases as the pipelined loop, split sequences included, before a rule may take them.
+TEST_CASE("selective scan: candidate configurations at N = 16", "[gpu][scan][pipeline]") {
+  for (const ScanCase& c : pipeline_cases(DType::kFloat32)) check_config<float, 2, 32, 128, 0, false, 1>(c);
+  for (const ScanCase& c : pipeline_cases(DType::kBFloat16)) {
+    check_config<__nv_bfloat16, 8, 32, 128, 2, true, 1>(c);
+    check_config<__nv_bfloat16, 8, 32, 64, 3, true, 1>(c);
+  }
+  for (const ScanCase& c : pipeline_cases(DType::kFloat16)) check_config<__half, 8, 32, 128, 2, true, 1>(c);
+}
+
 TEST_CASE("selective scan: pipelined main loop, sanitizer size", "[gpu][scan][sanitize]") {
   ScanCase c;
   c.dtype = DType::kBFloat16;
