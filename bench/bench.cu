@@ -7,7 +7,10 @@
 // inputs rotated beyond L2), G elements/s, % of copy bandwidth and % of the exp2 bound.
 // Prints a table and writes JSON (--json FILE); --compare FILE prints the ratio to a saved run.
 //
-//   bench [--json out.json] [--compare old.json] [--filter substring] [--reps N]
+//   bench [--json out.json] [--compare old.json] [--filter substring] [--reps N] [--host-in-time]
+//
+// Each timed call is preceded by a 50 us busy kernel, so that the events time the GPU's work
+// and not the host's (Timer); --host-in-time leaves it out.
 #include <ssmkit/selective_scan.cuh>
 
 #include "bench_common.cuh"
@@ -135,12 +138,17 @@ void (*const kBenches[])(Context&) = {bench_selective_scan, bench_fused_conv_sca
 int main(int argc, char** argv) {
   std::string json_path, compare_path, filter;
   int reps = 20;
+  bool host_in_time = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--compare") && i + 1 < argc) compare_path = argv[++i];
     else if (!std::strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
     else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
-    else { std::fprintf(stderr, "usage: %s [--json FILE] [--compare FILE] [--filter S] [--reps N]\n", argv[0]); return 2; }
+    else if (!std::strcmp(argv[i], "--host-in-time")) host_in_time = true;
+    else {
+      std::fprintf(stderr, "usage: %s [--json FILE] [--compare FILE] [--filter S] [--reps N] [--host-in-time]\n", argv[0]);
+      return 2;
+    }
   }
   int ndev = 0;
   if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
@@ -164,6 +172,10 @@ int main(int argc, char** argv) {
   ctx.prop = prop;
   ctx.filter = filter;
   ctx.reps = reps;
+  ctx.timer.host_in_time = host_in_time;
+  const char* timing = host_in_time ? "events around each call on an idle GPU (host work of the call included)"
+                                    : "GPU time (each call behind a 50 us busy kernel, host work not included)";
+  std::printf("timing: %s\n", timing);
 
   // Ceiling 1: device-to-device copy, bytes read + written.
   ctx.copy_gbs = measure_copy_gbs(ctx.timer);
@@ -184,7 +196,8 @@ int main(int argc, char** argv) {
   js << "{\n  \"device\": \"" << prop.name << "\",\n  \"sms\": " << prop.multiProcessorCount
      << ",\n  \"sm_clock_mhz\": " << sm_clock_khz / 1000 << ",\n  \"cuda_runtime\": " << rt
      << ",\n  \"driver\": " << drv << ",\n  \"date\": \"" << date << "\",\n  \"copy_gbs\": " << ctx.copy_gbs
-     << ",\n  \"exp2_per_s\": " << ctx.exp2_per_s << ",\n  \"cases\": [\n";
+     << ",\n  \"exp2_per_s\": " << ctx.exp2_per_s << ",\n  \"timing\": \"" << (host_in_time ? "host-in-time" : "gpu")
+     << "\",\n  \"cases\": [\n";
   for (size_t i = 0; i < ctx.rows.size(); ++i) {
     const Row& r = ctx.rows[i];
     js << "    {\"op\": \"" << r.op << "\", \"name\": \"" << r.name << "\", \"dtype\": \"" << r.dtype

@@ -30,9 +30,29 @@
 
 namespace ssmkit_bench {
 
+// Keeps one GPU thread busy for `ns` nanoseconds (globaltimer).
+__global__ inline void busy_wait_kernel(unsigned long long ns) {
+  unsigned long long t0, t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+  do {
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  } while (t - t0 < ns);
+}
+
 // Median of CUDA-event times of f(i) over `reps` runs after three warm-ups.
+//
+// What the events time: by default each timed call is preceded on its stream by a kernel that
+// keeps the GPU busy for lead_us (50 us), so that the host enqueues the first event, does the
+// call's host work (a launcher's checks and the launch) and enqueues the second event while
+// the GPU is still busy: the interval is then the GPU's work for the call, from the end of that
+// kernel to the end of the call's last kernel, as it runs inside a stream or a graph that keeps
+// the GPU fed. With host_in_time (the benchmark's --host-in-time) the lead kernel is left out:
+// the GPU is idle when the first event is recorded, and the interval also holds whatever host
+// work the call does before its launch. host_us_per_call() measures that host work by itself.
 struct Timer {
   cudaEvent_t a, b;
+  bool host_in_time = false;
+  double lead_us = 50;
   Timer() { BENCH_CUDA(cudaEventCreate(&a)); BENCH_CUDA(cudaEventCreate(&b)); }
   ~Timer() { cudaEventDestroy(a); cudaEventDestroy(b); }
   template <typename F>
@@ -40,6 +60,7 @@ struct Timer {
     std::vector<double> t;
     for (int i = 0; i < 3; ++i) f(i);
     for (int i = 0; i < reps; ++i) {
+      if (!host_in_time) busy_wait_kernel<<<1, 1, 0, s>>>(static_cast<unsigned long long>(lead_us * 1e3));
       BENCH_CUDA(cudaEventRecord(a, s));
       f(i);
       BENCH_CUDA(cudaEventRecord(b, s));
