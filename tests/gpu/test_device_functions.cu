@@ -7,9 +7,11 @@
 #include <catch2/catch.hpp>
 
 #include <ssmkit/block/block_scan.cuh>
+#include <ssmkit/kernel/selective_scan_fwd.cuh>
 #include <ssmkit/thread/scan_step.cuh>
 #include <ssmkit/warp/warp_scan.cuh>
 
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -62,7 +64,69 @@ std::vector<ssmkit::ScanPair> random_pairs(int n, uint64_t seed) {
   return v;
 }
 
+// Every 16-bit pattern, 8 to a 16-byte vector: the scan kernel's conversion from a raw vector
+// (detail::raw_at, element index known at compile time and at run time) as floats' bits.
+template <typename T>
+__global__ void raw_at_kernel(float* fixed_index, float* run_index, int stride) {
+  const int v = blockIdx.x * blockDim.x + threadIdx.x;
+  if (v >= 65536 / 8) return;
+  uint16_t bits[8];
+  for (int i = 0; i < 8; ++i) bits[i] = static_cast<uint16_t>(v * 8 + i);
+  uint4 raw;
+  memcpy(&raw, bits, 16);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) fixed_index[v * 8 + i] = ssmkit::detail::raw_at<T>(raw, i);
+  for (int i = 0; i < 8; i += stride) run_index[v * 8 + i] = ssmkit::detail::raw_at<T>(raw, i);
+}
+
+template <typename T>
+void check_raw_at(float (*convert)(uint16_t)) {
+  DeviceBuffer dfix(65536 * 4), drun(65536 * 4);
+  dfix.poison();
+  drun.poison();
+  raw_at_kernel<T><<<64, 128>>>(dfix.as<float>(), drun.as<float>(), 1);
+  SSMKIT_TEST_CUDA(cudaGetLastError());
+  std::vector<uint32_t> fix(65536), run(65536);
+  dfix.download(fix.data(), 65536 * 4);
+  drun.download(run.data(), 65536 * 4);
+  int bad = 0;
+  for (uint32_t b = 0; b < 65536; ++b) {
+    const float want = convert(static_cast<uint16_t>(b));
+    uint32_t w;
+    memcpy(&w, &want, 4);
+    const bool nan = want != want;
+    // NaNs: any NaN will do; everything else bit for bit (signed zeros and subnormals included).
+    auto same = [&](uint32_t g) {
+      float gf;
+      memcpy(&gf, &g, 4);
+      return nan ? gf != gf : g == w;
+    };
+    if (!same(fix[b]) || !same(run[b])) {
+      if (++bad <= 5) UNSCOPED_INFO("pattern 0x" << std::hex << b << ": got 0x" << fix[b] << " / 0x" << run[b] << ", want 0x" << w);
+    }
+  }
+  CHECK(bad == 0);
+}
+
 }  // namespace
+
+TEST_CASE("raw vector conversions of the scan kernel: every 16-bit pattern", "[gpu][device]") {
+  SECTION("bf16") {
+    check_raw_at<__nv_bfloat16>([](uint16_t b) {
+      const uint32_t w = uint32_t(b) << 16;
+      float f;
+      memcpy(&f, &w, 4);
+      return f;
+    });
+  }
+  SECTION("fp16") {
+    check_raw_at<__half>([](uint16_t b) {
+      __half_raw r;
+      r.x = b;
+      return __half2float(__half(r));
+    });
+  }
+}
 
 TEST_CASE("BlockPairScan with RunningPrefix carries the state across tiles", "[gpu][device]") {
   for (int n : {1, 7, 511, 512, 513, 5000}) {

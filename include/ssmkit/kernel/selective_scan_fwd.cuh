@@ -137,15 +137,20 @@ SSMKIT_DEVICE uint4 load_raw(const T* __restrict__ src, int valid, bool vec) {
   return raw;
 }
 
-// Component-wise c ? a : b (selects in registers, where a conditional reference would take
-// the registers' address).
-SSMKIT_DEVICE uint4 select_raw(bool c, const uint4& a, const uint4& b) {
-  return make_uint4(c ? a.x : b.x, c ? a.y : b.y, c ? a.z : b.z, c ? a.w : b.w);
-}
-
 template <typename T>
 SSMKIT_DEVICE float raw_at(const uint4& raw, int i) {
   return to_float(reinterpret_cast<const T*>(&raw)[i]);
+}
+
+// bf16 is the upper half of a float: the element in the upper half of a word converts with one
+// AND, the lower one with one shift (the generic conversion took a byte permute and a shift for
+// the upper one). Bitwise equal to __bfloat162float; i is a compile-time constant after
+// unrolling.
+template <>
+SSMKIT_DEVICE float raw_at<__nv_bfloat16>(const uint4& raw, int i) {
+  const int w = i >> 1;
+  const uint32_t word = w == 0 ? raw.x : (w == 1 ? raw.y : (w == 2 ? raw.z : raw.w));
+  return __uint_as_float((i & 1) != 0 ? (word & 0xffff0000u) : (word << 16));
 }
 
 }  // namespace detail
@@ -589,17 +594,19 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
     const int64_t n_full = all_rows && Bvar && Cvar ? (t_end - t_begin) / kL : 0;
     auto pipelined = [&](auto has_z) {
       constexpr bool kZ = decltype(has_z)::value;
-      // Raw u of the tiles awaiting their epilogue (by tile parity), raw z of the last tile;
-      // with the fused conv, the conv's outputs (in float) instead of the raw u.
-      uint4 ru_even[kVPT], ru_odd[kVPT], rz[kVPT];
+      // Raw u of the two tiles awaiting their epilogue (the older one is the next to finish),
+      // raw z of the last tile; with the fused conv, the conv's outputs (in float) instead of
+      // the raw u. Moving the newer into the older slot after each conversion costs a few
+      // register moves, where slots chosen by tile parity took a select per register.
+      uint4 ru_old[kVPT], ru_new[kVPT], rz[kVPT];
 #pragma unroll
-      for (int j = 0; j < kVPT; ++j) ru_even[j] = ru_odd[j] = rz[j] = make_uint4(0, 0, 0, 0);
+      for (int j = 0; j < kVPT; ++j) ru_old[j] = ru_new[j] = rz[j] = make_uint4(0, 0, 0, 0);
       constexpr int kCU = kConv ? kV : 1;
-      float cu_new[kVPT][kCU], cu_even[kVPT][kCU], cu_odd[kVPT][kCU];
+      float cu_conv[kVPT][kCU], cu_old[kVPT][kCU], cu_new[kVPT][kCU];
 #pragma unroll
       for (int j = 0; j < kVPT; ++j)
 #pragma unroll
-        for (int i = 0; i < kCU; ++i) cu_new[j][i] = cu_even[j][i] = cu_odd[j][i] = 0.f;
+        for (int i = 0; i < kCU; ++i) cu_conv[j][i] = cu_old[j][i] = cu_new[j][i] = 0.f;
       const bool sp_on = p.delta_softplus;
       auto tile_at = [&](int64_t j) { return t_begin + j * kL; };
       // Converts the registers of the whole tile at t_tile into stage s (cf. commit_tile). With
@@ -616,7 +623,7 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
             conv_vector(j, us);
             if (p.conv.out) store_from_float<T, kV>(cout_ptr[j] + (t_tile - t_begin), us, vec_cout, kV);
 #pragma unroll
-            for (int i = 0; i < kCU; ++i) cu_new[j][i] = us[i < kV ? i : 0];
+            for (int i = 0; i < kCU; ++i) cu_conv[j][i] = us[i < kV ? i : 0];
           }
 #pragma unroll
           for (int i = 0; i < kV; ++i) {
@@ -643,14 +650,16 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
                             detail::raw_at<T>(raw_bc[j], i + 2), detail::raw_at<T>(raw_bc[j], i + 3));
         }
       };
-      // Sums the partials of a whole tile, adds D*u, gates and stores (cf. the epilogue below).
-      auto epilogue = [&](int64_t t_tile, int s, bool odd) {
+      // Sums the partials of a whole tile, adds D*u, gates and stores (cf. the epilogue below);
+      // the tile's u is in the newer slot for the range's last tile, else in the older one.
+      auto epilogue = [&](int64_t t_tile, int s, auto newer) {
+        constexpr bool kNewer = decltype(newer)::value;
 #pragma unroll
         for (int j = 0; j < kVPT; ++j) {
-          const uint4 ru = detail::select_raw(odd, ru_odd[j], ru_even[j]);
+          const uint4 ru = kNewer ? ru_new[j] : ru_old[j];
           float uv[kV];
 #pragma unroll
-          for (int i = 0; i < kV; ++i) uv[i] = kConv ? (odd ? cu_odd[j][i < kCU ? i : 0] : cu_even[j][i < kCU ? i : 0])
+          for (int i = 0; i < kV; ++i) uv[i] = kConv ? (kNewer ? cu_new[j][i < kCU ? i : 0] : cu_old[j][i < kCU ? i : 0])
                                                      : detail::raw_at<T>(ru, i);
           float o[kV];
           const float* y_row = &smem.y[s][cv_of[j] * kYC + tv_of[j]];
@@ -674,19 +683,20 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
           store_from_float<T, kV>(out_ptr[j] + (t_tile - t_begin), o, true, kV);
         }
       };
-      // Keeps the raw u just converted for the epilogue of its tile (parity `odd`).
-      auto keep_u = [&](bool odd) {
+      // Keeps the u just converted for the epilogue of its tile: the newer slot moves to the
+      // older one (whose tile's epilogue has run), the new u goes to the newer slot.
+      auto keep_u = [&]() {
 #pragma unroll
         for (int j = 0; j < kVPT; ++j) {
           if constexpr (kConv) {
 #pragma unroll
             for (int i = 0; i < kCU; ++i) {
-              cu_odd[j][i] = odd ? cu_new[j][i] : cu_odd[j][i];
-              cu_even[j][i] = odd ? cu_even[j][i] : cu_new[j][i];
+              cu_old[j][i] = cu_new[j][i];
+              cu_new[j][i] = cu_conv[j][i];
             }
           } else {
-            ru_odd[j] = detail::select_raw(odd, raw_u[j], ru_odd[j]);
-            ru_even[j] = detail::select_raw(odd, ru_even[j], raw_u[j]);
+            ru_old[j] = ru_new[j];
+            ru_new[j] = raw_u[j];
           }
         }
       };
@@ -697,7 +707,7 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
         const int s = static_cast<int>(j & 1);
         __syncthreads();
         recurrence(std::true_type{}, s);
-        if constexpr ((kParts & 1) != 0) epilogue(tile_at(j - 1), s ^ 1, s == 0);
+        if constexpr ((kParts & 1) != 0) epilogue(tile_at(j - 1), s ^ 1, std::false_type{});
         if constexpr (kZ) {
 #pragma unroll
           for (int i = 0; i < kVPT; ++i)
@@ -705,20 +715,20 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
         }
         if constexpr ((kParts & 2) != 0) {
           commit(s ^ 1, tile_at(j + 1));
-          keep_u(s == 0);
+          keep_u();
         }
         if constexpr ((kParts & 4) != 0) load_tile((j + 2) * kL, kL, std::true_type{});
       };
       load_tile(0, kL, std::true_type{});
       commit(0, t_begin);
-      keep_u(false);
+      keep_u();
       load_tile(kL, kL, std::true_type{});
       iteration(0, std::integral_constant<int, 6>{});
       for (int64_t j = 1; j + 2 < n_full; ++j) iteration(j, std::integral_constant<int, 7>{});
       iteration(n_full - 2, std::integral_constant<int, 3>{});
       iteration(n_full - 1, std::integral_constant<int, 1>{});
       __syncthreads();
-      epilogue(tile_at(n_full - 1), static_cast<int>((n_full - 1) & 1), ((n_full - 1) & 1) != 0);
+      epilogue(tile_at(n_full - 1), static_cast<int>((n_full - 1) & 1), std::true_type{});
     };
     if (n_full >= 4) {
       if (z) pipelined(std::true_type{});
