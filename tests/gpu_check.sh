@@ -28,18 +28,16 @@ summary=()
 note() { summary+=("$1"); }
 
 sweeps=${SWEEPS:-}
+# The binary of sweep mode $1: conv1d and state_update have their own, the rest are modes of
+# ssmkit_sweep.
+sweep_binary() { case $1 in conv1d|state_update) echo "ssmkit_sweep_$1" ;; *) echo ssmkit_sweep ;; esac; }
 options=()
 targets=()
 [ -n "$sweeps" ] && options+=(-DSSMKIT_BENCH_SWEEP=ON)
 if [ -n "${QUICK:-}" ]; then
   options+=(-DSSMKIT_BUILD_PYTHON=OFF)
   targets=(--target ssmkit_gpu_tests ssmkit_bench)
-  for m in $sweeps; do
-    case $m in
-      conv1d|state_update) targets+=("ssmkit_sweep_$m") ;;
-      *) targets+=(ssmkit_sweep) ;;
-    esac
-  done
+  for m in $sweeps; do targets+=("$(sweep_binary "$m")"); done
 fi
 
 t0=$(date +%s)
@@ -86,10 +84,8 @@ fi
 if [ -n "$sweeps" ]; then
   : >"$out/sweeps.txt"
   for m in $sweeps; do
-    case $m in
-      conv1d|state_update) cmd=("$build/bench/ssmkit_sweep_$m") ;;
-      *) cmd=("$build/bench/ssmkit_sweep" "$m") ;;
-    esac
+    cmd=("$build/bench/$(sweep_binary "$m")")
+    [ "${cmd[0]##*/}" = ssmkit_sweep ] && cmd+=("$m")
     echo "# ${cmd[*]}" >>"$out/sweeps.txt"
     "${cmd[@]}" >>"$out/sweeps.txt" 2>&1
     note "sweep $m: rc $?"
