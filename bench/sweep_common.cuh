@@ -46,7 +46,8 @@ inline int g_first_key = -1;
 inline int g_conv_width = 0;
 
 // kS = 0: the run-time launcher (ssmkit::selective_scan_fwd(p, stream)), whatever it picks.
-template <typename T, int kN, int kS, int kT, int kThreads, int kMinB = 0, bool kPipe = false, int kCPT = 1>
+template <typename T, int kN, int kS, int kT, int kThreads, int kMinB = 0, bool kPipe = false, int kCPT = 1,
+          bool kPacked = true>
 void run_t(const Shape& s, double exp2_rate) {
   const size_t nx = s.B * s.D * s.L, nbc = s.B * s.N * s.L;
   T *u, *dl, *z, *Bm, *Cm, *out;
@@ -77,7 +78,7 @@ void run_t(const Shape& s, double exp2_rate) {
   ssmkit::Status st;
   auto launch = [&] {
     if constexpr (kS == 0) return ssmkit::selective_scan_fwd(p, nullptr);
-    else return ssmkit::selective_scan_fwd<T, kN, kS, kT, kThreads, kMinB, kPipe, kCPT>(p, nullptr);
+    else return ssmkit::selective_scan_fwd<T, kN, kS, kT, kThreads, kMinB, kPipe, kCPT, kPacked>(p, nullptr);
   };
   // Ten launches back to back per pair of events: the launcher's host work (occupancy query,
   // shared-memory attribute) overlaps the previous kernel, so this is the kernel's time.
@@ -127,7 +128,8 @@ void run_t(const Shape& s, double exp2_rate) {
   }
   char cfg[96];
   if (kS == 0) std::snprintf(cfg, sizeof cfg, "run-time launcher                        ");
-  else std::snprintf(cfg, sizeof cfg, "kS=%2d ch=%d T=%3d thr=%3d minB=%d pipe=%d", kS, kCPT, kT, kThreads, kMinB, int(kPipe));
+  else std::snprintf(cfg, sizeof cfg, "kS=%2d ch=%d T=%3d thr=%3d minB=%d pipe=%d%s", kS, kCPT, kT, kThreads, kMinB, int(kPipe),
+                     kPipe && sizeof(T) == 2 && !kPacked ? " fltBC" : "");
   std::printf("%s%s B%lld D%lld L%lld N%lld  %s: %8.4f ms  %5.1f%% exp2 bound  (single launch %8.4f ms)  rel.diff %.1e %s\n",
               sizeof(T) == 4 ? "fp32" : "16-bit", g_conv_width ? " conv" : "", (long long)s.B, (long long)s.D, (long long)s.L, (long long)s.N, cfg, ms,
               100.0 * nx * s.N / exp2_rate / (ms * 1e-3), double(t1[t1.size() / 2]), maxdiff, st.ok() ? "" : st.message());
@@ -136,9 +138,9 @@ void run_t(const Shape& s, double exp2_rate) {
   if (conv_w) cudaFree(conv_w);
 }
 
-template <int kN, int kS, int kT, int kThreads, int kMinB = 0, bool kPipe = false, int kCPT = 1>
+template <int kN, int kS, int kT, int kThreads, int kMinB = 0, bool kPipe = false, int kCPT = 1, bool kPacked = true>
 void run(const Shape& s, double exp2_rate) {
-  run_t<__nv_bfloat16, kN, kS, kT, kThreads, kMinB, kPipe, kCPT>(s, exp2_rate);
+  run_t<__nv_bfloat16, kN, kS, kT, kThreads, kMinB, kPipe, kCPT, kPacked>(s, exp2_rate);
 }
 
 // The sweeps per state size, one translation unit each (bench/sweep_n*.cu).

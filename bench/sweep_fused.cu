@@ -15,6 +15,7 @@ void sweep_fused(double rate) {
       g_conv_width = w;
       run<16, 4, 32, 128>(s, rate);
       run<16, 4, 32, 128, 3, true>(s, rate);
+      run<16, 4, 32, 128, 3, true, 1, false>(s, rate);  // B and C as floats in shared memory
       run<16, 4, 32, 128, 2, true>(s, rate);
     }
   }

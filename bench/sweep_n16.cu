@@ -15,8 +15,11 @@ void sweep_n16(double rate) {
     run<16, 4, 32, 128>(s, rate);
     run<16, 2, 64, 128>(s, rate);  // the few-channels configuration
     // Software-pipelined main loop (two stages, one barrier per tile).
+    run<16, 0, 0, 0>(s, rate);  // the run-time launcher
     run<16, 4, 32, 128, 3, true>(s, rate);
+    run<16, 4, 32, 128, 3, true, 1, false>(s, rate);  // B and C as floats in shared memory
     run<16, 4, 32, 128, 2, true>(s, rate);
+    run<16, 4, 32, 128, 2, true, 1, false>(s, rate);
     // Two channels per thread (B and C read once for both), pipelined.
     run<16, 4, 16, 64, 3, true, 2>(s, rate);
     // Eight states per thread (two lanes per channel), pipelined: what won at N = 32.

@@ -50,6 +50,8 @@ struct ScanDefaultConfig {
   static constexpr bool kPipeline = false;
   //! Channels per thread (SelectiveScanTraits::kChannelsPerThread).
   static constexpr int kChannelsPerThread = kNState == 256 ? 2 : 1;
+  //! 16-bit B and C in shared memory where the loop is pipelined (SelectiveScanTraits::kPackedBC).
+  static constexpr bool kPackedBC = true;
 };
 
 //! Configuration for launches whose batch x channels fill fewer than 1.5 blocks per SM with
@@ -73,6 +75,7 @@ struct ScanFewChannelsConfig<16> {
   static constexpr int kMinBlocks = 0;        //!< Register budget (0: the traits' rule).
   static constexpr bool kPipeline = false;    //!< Software-pipelined main loop.
   static constexpr int kChannelsPerThread = 1;  //!< Channels per thread.
+  static constexpr bool kPackedBC = true;       //!< 16-bit B and C in shared memory (pipelined only).
 };
 
 //! Configuration for one element type, where it measured better than ScanDefaultConfig;
@@ -152,6 +155,7 @@ struct ScanSm90Config<T, 32> {
   static constexpr int kMinBlocks = 2;                //!< Register budget: 2 blocks per SM.
   static constexpr bool kPipeline = true;             //!< Pipelined main loop.
   static constexpr int kChannelsPerThread = 1;        //!< Channels per thread.
+  static constexpr bool kPackedBC = true;             //!< 16-bit B and C in shared memory.
 };
 
 namespace detail {
@@ -239,10 +243,11 @@ template <typename T, int kNState,
           int kThreads = ScanDefaultConfig<kNState>::kThreads,
           int kMinBlocks = ScanDefaultConfig<kNState>::kMinBlocks,
           bool kPipeline = ScanDefaultConfig<kNState>::kPipeline,
-          int kChannelsPerThread = ScanDefaultConfig<kNState>::kChannelsPerThread>
+          int kChannelsPerThread = ScanDefaultConfig<kNState>::kChannelsPerThread,
+          bool kPackedBC = ScanDefaultConfig<kNState>::kPackedBC>
 Status selective_scan_workspace_size(const SelectiveScanParams& p, size_t& bytes) {
   using Traits = SelectiveScanTraits<T, kNState, kStatesPerThread, kTileLen, kThreads, kMinBlocks, kPipeline,
-                                     kChannelsPerThread>;
+                                     kChannelsPerThread, kPackedBC>;
   bytes = 0;
   SSMKIT_TRY(can_implement(p));
   ScanSplit split;
@@ -267,6 +272,8 @@ Status selective_scan_workspace_size(const SelectiveScanParams& p, size_t& bytes
 //! @tparam kMinBlocks       blocks per SM the register budget is sized for (0: the traits' rule)
 //! @tparam kPipeline        software-pipelined main loop (SelectiveScanTraits::kPipelined)
 //! @tparam kChannelsPerThread channels per thread (SelectiveScanTraits::kChannelsPerThread)
+//! @tparam kPackedBC        16-bit B and C in shared memory where the loop is pipelined
+//!                          (SelectiveScanTraits::kPackedBC)
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
 template <typename T, int kNState,
@@ -275,10 +282,11 @@ template <typename T, int kNState,
           int kThreads = ScanDefaultConfig<kNState>::kThreads,
           int kMinBlocks = ScanDefaultConfig<kNState>::kMinBlocks,
           bool kPipeline = ScanDefaultConfig<kNState>::kPipeline,
-          int kChannelsPerThread = ScanDefaultConfig<kNState>::kChannelsPerThread>
+          int kChannelsPerThread = ScanDefaultConfig<kNState>::kChannelsPerThread,
+          bool kPackedBC = ScanDefaultConfig<kNState>::kPackedBC>
 Status selective_scan_fwd(const SelectiveScanParams& p, cudaStream_t stream) {
   using Traits = SelectiveScanTraits<T, kNState, kStatesPerThread, kTileLen, kThreads, kMinBlocks, kPipeline,
-                                     kChannelsPerThread>;
+                                     kChannelsPerThread, kPackedBC>;
   SSMKIT_TRY(can_implement(p));
   if (p.dtype != TypeTraits<T>::kDType)
     return Status::Error(StatusCode::kInvalidArgument,
@@ -379,7 +387,7 @@ inline ScanLaunchShape scan_launch_shape(int64_t default_blocks, int sms, bool f
 //! Traits of a configuration type for element type @p T and state capacity @p kNState.
 template <typename T, int kNState, class C>
 using ScanTraitsOf = SelectiveScanTraits<T, kNState, C::kStatesPerThread, C::kTileLen, C::kThreads, C::kMinBlocks,
-                                         C::kPipeline, C::kChannelsPerThread>;
+                                         C::kPipeline, C::kChannelsPerThread, C::kPackedBC>;
 
 //! Resident blocks per SM of the pipelined configuration @p Traits on device @p dev: 0 below
 //! sm_90, where the pipelined loop is not compiled (see scan_blocks_per_sm()).
@@ -458,7 +466,7 @@ Status selective_scan_workspace_size_for_dtype(const SelectiveScanParams& p, siz
     return with_scan_config<T, kN>(p, [&](auto cfg) {
       using C = decltype(cfg);
       return selective_scan_workspace_size<T, kN, C::kStatesPerThread, C::kTileLen, C::kThreads, C::kMinBlocks, C::kPipeline,
-                                                   C::kChannelsPerThread>(p, bytes);
+                                                   C::kChannelsPerThread, C::kPackedBC>(p, bytes);
     });
   });
 }
@@ -472,7 +480,7 @@ Status selective_scan_fwd_for_dtype(const SelectiveScanParams& p, cudaStream_t s
     return with_scan_config<T, kN>(p, [&](auto cfg) {
       using C = decltype(cfg);
       return selective_scan_fwd<T, kN, C::kStatesPerThread, C::kTileLen, C::kThreads, C::kMinBlocks, C::kPipeline,
-                                        C::kChannelsPerThread>(p, stream);
+                                        C::kChannelsPerThread, C::kPackedBC>(p, stream);
     });
   });
 }

@@ -472,10 +472,10 @@ TEST_CASE("selective scan with fused conv1d: pieces carrying both states equal o
 namespace {
 
 // Runs one explicit configuration of the compile-time launcher on a case and checks it.
-template <typename T, int kS, int kTile, int kThreads, int kMinB, bool kPipe, int kCPT, int kN = 16>
+template <typename T, int kS, int kTile, int kThreads, int kMinB, bool kPipe, int kCPT, int kN = 16, bool kPacked = true>
 void check_config(const ScanCase& c) {
   INFO(c.name() << " | N " << kN << " kS " << kS << " tile " << kTile << " threads " << kThreads << " minB " << kMinB
-                << " pipeline " << kPipe << " channels/thread " << kCPT);
+                << " pipeline " << kPipe << " channels/thread " << kCPT << " packed B/C " << kPacked);
   ScanProblem pb(c);
   pb.dout.poison();
   pb.dlast.poison();
@@ -483,7 +483,7 @@ void check_config(const ScanCase& c) {
     pb.dcout.poison();
     pb.dcfinal.poison();
   }
-  const ssmkit::Status st = ssmkit::selective_scan_fwd<T, kN, kS, kTile, kThreads, kMinB, kPipe, kCPT>(pb.dev, nullptr);
+  const ssmkit::Status st = ssmkit::selective_scan_fwd<T, kN, kS, kTile, kThreads, kMinB, kPipe, kCPT, kPacked>(pb.dev, nullptr);
   INFO(st.message());
   REQUIRE(st.ok());
   SSMKIT_TEST_CUDA(cudaDeviceSynchronize());
@@ -545,6 +545,7 @@ template <typename T>
 void check_pipeline_configs(DType t) {
   for (const ScanCase& c : pipeline_cases(t)) {
     check_config<T, 4, 32, 128, 3, true, 1>(c);
+    check_config<T, 4, 32, 128, 3, true, 1, 16, false>(c);  // B and C in shared memory as floats
     check_config<T, 4, 16, 64, 3, true, 2>(c);
     check_config<T, 4, 32, 64, 3, true, 2>(c);
     // ScanSm90Config<T, 32>: 8 states per thread, 2 blocks per SM (dstate 32, or the case's own
@@ -595,6 +596,7 @@ TEST_CASE("selective scan: pipelined main loop, sanitizer size", "[gpu][scan][sa
   c.seqlen = 167;
   c.seed = 4242;
   check_config<__nv_bfloat16, 4, 32, 128, 3, true, 1>(c);
+  check_config<__nv_bfloat16, 4, 32, 128, 3, true, 1, 16, false>(c);
   check_config<__nv_bfloat16, 4, 16, 64, 3, true, 2>(c);
   c.dim = 40;
   check_config<__nv_bfloat16, 4, 16, 64, 3, true, 2>(c);

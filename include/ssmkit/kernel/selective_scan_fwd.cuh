@@ -52,8 +52,10 @@ SSMKIT_NAMESPACE_BEGIN
 //!                           holds: the B and C values it reads from shared memory serve
 //!                           all of them, so shared-memory traffic per state and step falls
 //!                           from 2 / kStatesPerThread + 2 to 2 / kStatesPerThread + 2 / kChannelsPerThread
+//! @tparam kPackedBC_        in the pipelined loop with 16-bit elements, keep variable B and C in
+//!                           shared memory as the input's 16-bit elements (see kPackedBC)
 template <typename T, int kNState_, int kStatesPerThread_, int kTileLen_, int kThreads_, int kMinBlocks_ = 0,
-          bool kPipeline_ = false, int kChannelsPerThread_ = 1>
+          bool kPipeline_ = false, int kChannelsPerThread_ = 1, bool kPackedBC_ = true>
 struct SelectiveScanTraits {
   using Element = T;                                          //!< Element type.
   static constexpr int kNState = kNState_;                    //!< State capacity.
@@ -89,6 +91,17 @@ struct SelectiveScanTraits {
                                      (2 * kBCVecs) % kThreads == 0 && kThreadsPerChannel <= 4;
   //! Shared-memory stages (two for the pipelined loop).
   static constexpr int kStages = kPipelined ? 2 : 1;
+  //! True where the pipelined loop keeps variable B and C in shared memory as the input's
+  //! 16-bit elements, converted to float as the recurrence reads them. Each read then brings
+  //! four steps of one state in 8 bytes instead of 16: the recurrence's shared-memory traffic
+  //! per state and step falls from 2 / kStatesPerThread + 2 floats to 2 / kStatesPerThread + 1
+  //! (the shared-memory pipe, not the exp2 unit, bounds the recurrence at N = 16 otherwise),
+  //! at one integer instruction per value to widen it (bitwise the same values).
+  static constexpr bool kPackedBC = kPackedBC_ && kPipelined && sizeof(T) == 2;
+  //! Row of one state's packed B (or C) tile, in elements: 16 bytes of padding, so that the
+  //! rows of four consecutive states start 20 banks apart (no bank conflict in the 8-byte reads
+  //! of a half warp). It lies in the float row's storage (Stage::B and Stage::C).
+  static constexpr int kPackedRow = kTileLen + 8;
 
   static_assert(kNState % kStatesPerThread == 0, "kStatesPerThread must divide kNState");
   static_assert(kThreadsPerChannel >= 1 && kThreadsPerChannel <= 32 &&
@@ -96,6 +109,7 @@ struct SelectiveScanTraits {
                 "a channel's lanes must be a power of two within one warp");
   static_assert(kThreads % 32 == 0 && kThreads % kThreadsPerChannel == 0, "bad block size");
   static_assert(kTileLen % kVec == 0 && kTileLen % 4 == 0, "tile must hold whole vectors");
+  static_assert(!kPackedBC || kPackedRow * 2 <= kRow * 4, "a packed row must fit in a float row");
 
   //! The inputs of one tile in shared memory.
   struct Stage {
@@ -492,9 +506,13 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
   // values in registers stand in. Where the registers allow (one element vector per
   // thread), the shared-memory reads of the next four steps (dt, dt*u and the B/C of the
   // first kPre states) are issued before the current four are computed.
-  auto recurrence = [&](auto var_bc, int stage) {
+  // With `packed` (Traits::kPackedBC, pipelined loop only) B and C are read as 16-bit elements
+  // from the float rows' storage, four steps in one 8-byte read, and widened here.
+  auto recurrence = [&](auto var_bc, int stage, auto packed) {
     typename Traits::Stage& st = smem.stage[stage];
     constexpr bool kVarBC = decltype(var_bc)::value;
+    constexpr bool kPk = decltype(packed)::value;
+    static_assert(!kPk || (kVarBC && Traits::kPackedBC), "packed B and C are variable, in the pipelined loop");
     constexpr bool kPrefetch = kVPT == 1 || Traits::kPipelined;
     constexpr int kPre = kS * kCPT <= 4 ? kS : 1;
     // Constant B or C (per channel) are only used where kVarBC is false.
@@ -507,8 +525,19 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
                         : (kVarBC || Cvar ? *reinterpret_cast<const float4*>(&st.C[lane_in_channel + i * kTPC][t])
                                           : make_float4(Cc[k][i], Cc[k][i], Cc[k][i], Cc[k][i]));
     };
+    // Packed: the four 16-bit elements of steps t..t+3 of the thread's i-th state.
+    auto load_packed = [&](const float (&rows)[Traits::kNState][Traits::kRow], int i, int t) {
+      const T* row = reinterpret_cast<const T*>(&rows[0][0]) + (lane_in_channel + i * kTPC) * Traits::kPackedRow;
+      return *reinterpret_cast<const uint2*>(row + t);
+    };
+    auto widen = [&](uint2 w) {
+      const uint4 r = make_uint4(w.x, w.y, 0u, 0u);
+      return make_float4(detail::raw_at<T>(r, 0), detail::raw_at<T>(r, 1), detail::raw_at<T>(r, 2),
+                         detail::raw_at<T>(r, 3));
+    };
     struct Group {
-      float4 dt[kCPT], dtu[kCPT], B[kPre], C[kPre];
+      float4 dt[kCPT], dtu[kCPT], B[kPk ? 1 : kPre], C[kPk ? 1 : kPre];
+      uint2 Bp[kPk ? kPre : 1], Cp[kPk ? kPre : 1];
     };
     auto load_group = [&](int t, Group& g) {
 #pragma unroll
@@ -518,8 +547,13 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
       }
 #pragma unroll
       for (int i = 0; i < kPre; ++i) {
-        g.B[i] = load_B(i, t, 0);
-        g.C[i] = load_C(i, t, 0);
+        if constexpr (kPk) {
+          g.Bp[i] = load_packed(st.B, i, t);
+          g.Cp[i] = load_packed(st.C, i, t);
+        } else {
+          g.B[i] = load_B(i, t, 0);
+          g.C[i] = load_C(i, t, 0);
+        }
       }
     };
     auto run_group = [&](const Group& g, int t) {
@@ -530,8 +564,14 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
       for (int i = 0; i < kS; ++i) {
         // With variable B and C (or one channel per thread) one read serves every channel.
         constexpr bool kShared = kVarBC || kCPT == 1;
-        float4 qb = i < kPre ? g.B[i < kPre ? i : 0] : load_B(i, t, 0);
-        float4 qc = i < kPre ? g.C[i < kPre ? i : 0] : load_C(i, t, 0);
+        float4 qb, qc;
+        if constexpr (kPk) {
+          qb = widen(i < kPre ? g.Bp[i < kPre ? i : 0] : load_packed(st.B, i, t));
+          qc = widen(i < kPre ? g.Cp[i < kPre ? i : 0] : load_packed(st.C, i, t));
+        } else {
+          qb = i < kPre ? g.B[i < kPre ? i : 0] : load_B(i, t, 0);
+          qc = i < kPre ? g.C[i < kPre ? i : 0] : load_C(i, t, 0);
+        }
 #pragma unroll
         for (int k = 0; k < kCPT; ++k) {
           if (!kShared && k > 0) {
@@ -642,12 +682,19 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
         }
 #pragma unroll
         for (int j = 0; j < kBCV; ++j) {
-          float* bc_row = is_C[j] ? &st.C[nw_of[j]][tw_of[j]] : &st.B[nw_of[j]][tw_of[j]];
+          if constexpr (Traits::kPackedBC) {
+            // The raw vector as loaded: 16-byte store at a 16-byte multiple of the packed row.
+            T* bc_row = reinterpret_cast<T*>(is_C[j] ? &st.C[0][0] : &st.B[0][0]) +
+                        nw_of[j] * Traits::kPackedRow + tw_of[j];
+            *reinterpret_cast<uint4*>(bc_row) = raw_bc[j];
+          } else {
+            float* bc_row = is_C[j] ? &st.C[nw_of[j]][tw_of[j]] : &st.B[nw_of[j]][tw_of[j]];
 #pragma unroll
-          for (int i = 0; i < kV; i += 4)
-            *reinterpret_cast<float4*>(bc_row + i) =
-                make_float4(detail::raw_at<T>(raw_bc[j], i), detail::raw_at<T>(raw_bc[j], i + 1),
-                            detail::raw_at<T>(raw_bc[j], i + 2), detail::raw_at<T>(raw_bc[j], i + 3));
+            for (int i = 0; i < kV; i += 4)
+              *reinterpret_cast<float4*>(bc_row + i) =
+                  make_float4(detail::raw_at<T>(raw_bc[j], i), detail::raw_at<T>(raw_bc[j], i + 1),
+                              detail::raw_at<T>(raw_bc[j], i + 2), detail::raw_at<T>(raw_bc[j], i + 3));
+          }
         }
       };
       // Sums the partials of a whole tile, adds D*u, gates and stores (cf. the epilogue below);
@@ -706,7 +753,7 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
         constexpr int kParts = decltype(parts)::value;
         const int s = static_cast<int>(j & 1);
         __syncthreads();
-        recurrence(std::true_type{}, s);
+        recurrence(std::true_type{}, s, std::bool_constant<Traits::kPackedBC>{});
         if constexpr ((kParts & 1) != 0) epilogue(tile_at(j - 1), s ^ 1, std::false_type{});
         if constexpr (kZ) {
 #pragma unroll
@@ -754,9 +801,9 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
     }
 
     if (Bvar && (Cvar || kStatePass)) {
-      recurrence(std::true_type{}, 0);
+      recurrence(std::true_type{}, 0, std::false_type{});
     } else {
-      recurrence(std::false_type{}, 0);
+      recurrence(std::false_type{}, 0, std::false_type{});
     }
     if (kStatePass) {
       if (has_next) {
