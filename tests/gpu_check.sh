@@ -15,7 +15,11 @@
 #                                         PREBUILT=1: use the binaries already in build-dir
 #                                         (built elsewhere for this GPU's architecture), no
 #                                         configure, build or ctest; the sanitizers run
-#                                         unless QUICK is set too)
+#                                         unless QUICK is set too),
+#                                         SANITIZE_TOOLS="memcheck racecheck": the sanitizer
+#                                         tools to run (default all four),
+#                                         SANITIZE_EARLY=1: run the sanitizers alongside the
+#                                         GPU tests (neither is timed), before the benchmark)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-gpu}
@@ -55,6 +59,38 @@ else
   note "build: ok in $(( $(date +%s) - t0 )) s (arch $arch)"
 fi
 
+# compute-sanitizer over the reduced grid (test cases tagged [sanitize] and the device functions).
+# The tools run at once (each is bound by the host's instrumentation work, not by the GPU);
+# SANITIZE_TIMEOUT (s, default 420) bounds each of them. start_sanitizers launches them,
+# finish_sanitizers waits and notes the results.
+san_tools=(${SANITIZE_TOOLS:-memcheck racecheck initcheck synccheck})
+san_pids=()
+start_sanitizers() {
+  if [ -n "${QUICK:-}" ]; then
+    note "sanitizer: skipped (QUICK)"
+  elif ! command -v compute-sanitizer >/dev/null; then
+    note "sanitizer: compute-sanitizer not found"
+  else
+    for tool in "${san_tools[@]}"; do
+      timeout "${SANITIZE_TIMEOUT:-420}" compute-sanitizer --tool "$tool" --error-exitcode 9 \
+        "$build/tests/ssmkit_gpu_tests" "[sanitize],[device]" >"$out/sanitize_$tool.log" 2>&1 &
+      san_pids+=($!)
+    done
+  fi
+}
+finish_sanitizers() {
+  for i in "${!san_pids[@]}"; do
+    wait "${san_pids[$i]}"
+    src=$?
+    log="$out/sanitize_${san_tools[$i]}.log"
+    errs=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -1)
+    [ $src -eq 124 ] && errs="timed out after ${SANITIZE_TIMEOUT:-420} s"
+    note "sanitizer ${san_tools[$i]}: rc $src, ${errs:-no summary}"
+    [ $src -ne 0 ] && grep -E "=========" "$log" | head -20
+  done
+  san_pids=()
+}
+
 # Tests (the CMake consumer tests are CI's; they need no GPU). The GPU test binary runs once,
 # below, for its Catch2 totals.
 if [ -z "${QUICK:-}" ] && [ -z "${PREBUILT:-}" ]; then
@@ -68,16 +104,20 @@ if [ -z "${QUICK:-}" ] && [ -z "${PREBUILT:-}" ]; then
 fi
 # Catch2 totals of the GPU test binary, with the per-case summary line (SKIP_GPU_TESTS=1: the
 # caller ran it).
+[ -n "${SANITIZE_EARLY:-}" ] && start_sanitizers
 if [ -z "${SKIP_GPU_TESTS:-}" ]; then
+  t1=$(date +%s)
   "$build/tests/ssmkit_gpu_tests" >"$out/gpu_tests.log" 2>&1
-  note "gpu tests: $(tail -3 "$out/gpu_tests.log" | grep -E 'passed|failed' | tr -s ' ')"
+  note "gpu tests: $(tail -3 "$out/gpu_tests.log" | grep -E 'passed|failed' | tr -s ' ') ($(( $(date +%s) - t1 )) s)"
   if grep -q "FAILED" "$out/gpu_tests.log"; then grep -B5 -A25 "FAILED" "$out/gpu_tests.log" | head -120; fi
 fi
+[ -n "${SANITIZE_EARLY:-}" ] && finish_sanitizers
 
 # Benchmark (before the sanitizers, so that a sanitizer that runs out of time loses nothing).
 if [ -z "${SKIP_BENCH:-}" ]; then
+  t1=$(date +%s)
   "$build/bench/ssmkit_bench" --json "$out/bench.json" >"$out/bench.txt" 2>&1
-  note "bench: rc $?, $(grep -c ' ms \| us ' "$out/bench.txt") rows"
+  note "bench: rc $?, $(grep -c ' ms \| us ' "$out/bench.txt") rows ($(( $(date +%s) - t1 )) s)"
 fi
 
 # Sweeps (SWEEPS), one file.
@@ -87,37 +127,17 @@ if [ -n "$sweeps" ]; then
     cmd=("$build/bench/$(sweep_binary "$m")")
     [ "${cmd[0]##*/}" = ssmkit_sweep ] && cmd+=("$m")
     echo "# ${cmd[*]}" >>"$out/sweeps.txt"
+    t1=$(date +%s)
     "${cmd[@]}" >>"$out/sweeps.txt" 2>&1
-    note "sweep $m: rc $?"
+    note "sweep $m: rc $? ($(( $(date +%s) - t1 )) s)"
   done
 fi
 
-# compute-sanitizer over the reduced grid (test cases tagged [sanitize] and the device functions).
-# The four tools run at once (each is bound by the host's instrumentation work, not by the
-# GPU); SANITIZE_TIMEOUT (s, default 420) bounds each of them.
-if [ -n "${QUICK:-}" ]; then
-  note "sanitizer: skipped (QUICK)"
-elif command -v compute-sanitizer >/dev/null; then
-  tools=(memcheck racecheck initcheck synccheck)
-  pids=()
-  for tool in "${tools[@]}"; do
-    timeout "${SANITIZE_TIMEOUT:-420}" compute-sanitizer --tool "$tool" --error-exitcode 9 \
-      "$build/tests/ssmkit_gpu_tests" "[sanitize],[device]" >"$out/sanitize_$tool.log" 2>&1 &
-    pids+=($!)
-  done
-  for i in "${!tools[@]}"; do
-    wait "${pids[$i]}"
-    src=$?
-    log="$out/sanitize_${tools[$i]}.log"
-    errs=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -1)
-    [ $src -eq 124 ] && errs="timed out after ${SANITIZE_TIMEOUT:-420} s"
-    note "sanitizer ${tools[$i]}: rc $src, ${errs:-no summary}"
-    [ $src -ne 0 ] && grep -E "=========" "$log" | head -20
-  done
-else
-  note "sanitizer: compute-sanitizer not found"
+# The sanitizers last, unless they ran alongside the GPU tests.
+if [ -z "${SANITIZE_EARLY:-}" ]; then
+  start_sanitizers
+  finish_sanitizers
 fi
-
 
 echo
 echo "==================== SUMMARY ===================="
