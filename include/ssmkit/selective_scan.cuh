@@ -50,8 +50,9 @@ struct ScanDefaultConfig {
   static constexpr bool kPipeline = false;
   //! Channels per thread (SelectiveScanTraits::kChannelsPerThread).
   static constexpr int kChannelsPerThread = kNState == 256 ? 2 : 1;
-  //! 16-bit B and C in shared memory where the loop is pipelined (SelectiveScanTraits::kPackedBC).
-  static constexpr bool kPackedBC = true;
+  //! 16-bit B and C in shared memory where the loop is pipelined (SelectiveScanTraits::kPackedBC;
+  //! opt-in until measured on a GPU).
+  static constexpr bool kPackedBC = false;
 };
 
 //! Configuration for launches whose batch x channels fill fewer than 1.5 blocks per SM with
@@ -75,7 +76,7 @@ struct ScanFewChannelsConfig<16> {
   static constexpr int kMinBlocks = 0;        //!< Register budget (0: the traits' rule).
   static constexpr bool kPipeline = false;    //!< Software-pipelined main loop.
   static constexpr int kChannelsPerThread = 1;  //!< Channels per thread.
-  static constexpr bool kPackedBC = true;       //!< 16-bit B and C in shared memory (pipelined only).
+  static constexpr bool kPackedBC = false;      //!< 16-bit B and C in shared memory (pipelined only).
 };
 
 //! Configuration for one element type, where it measured better than ScanDefaultConfig;
@@ -155,7 +156,7 @@ struct ScanSm90Config<T, 32> {
   static constexpr int kMinBlocks = 2;                //!< Register budget: 2 blocks per SM.
   static constexpr bool kPipeline = true;             //!< Pipelined main loop.
   static constexpr int kChannelsPerThread = 1;        //!< Channels per thread.
-  static constexpr bool kPackedBC = true;             //!< 16-bit B and C in shared memory.
+  static constexpr bool kPackedBC = false;            //!< 16-bit B and C in shared memory.
 };
 
 namespace detail {

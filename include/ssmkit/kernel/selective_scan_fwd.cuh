@@ -55,7 +55,7 @@ SSMKIT_NAMESPACE_BEGIN
 //! @tparam kPackedBC_        in the pipelined loop with 16-bit elements, keep variable B and C in
 //!                           shared memory as the input's 16-bit elements (see kPackedBC)
 template <typename T, int kNState_, int kStatesPerThread_, int kTileLen_, int kThreads_, int kMinBlocks_ = 0,
-          bool kPipeline_ = false, int kChannelsPerThread_ = 1, bool kPackedBC_ = true>
+          bool kPipeline_ = false, int kChannelsPerThread_ = 1, bool kPackedBC_ = false>
 struct SelectiveScanTraits {
   using Element = T;                                          //!< Element type.
   static constexpr int kNState = kNState_;                    //!< State capacity.
