@@ -221,6 +221,19 @@ TEST_CASE("the launch-shape rule and the default configurations", "[host][dispat
   CHECK(channels(ssmkit::ScanDefaultConfig<128>{}, std::integral_constant<int, 128>{}) >= 32);
   CHECK(channels(ssmkit::ScanDefaultConfig<256>{}, std::integral_constant<int, 256>{}) >= 32);
   CHECK(ssmkit::ScanDefaultConfig<256>::kChannelsPerThread == 2);
+  // 16-bit B and C in shared memory: opt-in, and only where the loop is pipelined and the
+  // elements are 16-bit; a packed row fits in the float row it lies in.
+  CHECK_FALSE(ssmkit::ScanDefaultConfig<16>::kPackedBC);
+  CHECK_FALSE(ssmkit::ScanOneWaveConfig<__nv_bfloat16, 16, 3>::kPackedBC);
+  CHECK_FALSE(ssmkit::ScanSm90Config<__nv_bfloat16, 32>::kPackedBC);
+  using PackedBf16 = ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 3, true, 1, true>;
+  CHECK(PackedBf16::kPackedBC);
+  CHECK(PackedBf16::kPackedRow == 40);
+  CHECK(PackedBf16::kPackedRow * 2 <= PackedBf16::kRow * 4);
+  CHECK(ssmkit::SelectiveScanTraits<__half, 32, 8, 32, 128, 2, true, 1, true>::kPackedBC);
+  CHECK_FALSE(ssmkit::SelectiveScanTraits<float, 16, 4, 16, 128, 3, true, 1, true>::kPackedBC);
+  CHECK_FALSE(ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 0, false, 1, true>::kPackedBC);
+  CHECK_FALSE(ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 3, true, 1, false>::kPackedBC);
 }
 
 TEST_CASE("the launchers' device-fact cache", "[host][dispatch]") {
