@@ -506,6 +506,11 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
   // values in registers stand in. Where the registers allow (one element vector per
   // thread), the shared-memory reads of the next four steps (dt, dt*u and the B/C of the
   // first kPre states) are issued before the current four are computed.
+  // Element t of state n's packed B (or C) row (Traits::kPackedBC), in the float rows' storage.
+  auto packed_at = [&](float (&rows)[Traits::kNState][Traits::kRow], int n, int t) {
+    return reinterpret_cast<T*>(&rows[0][0]) + n * Traits::kPackedRow + t;
+  };
+
   // With `packed` (Traits::kPackedBC, pipelined loop only) B and C are read as 16-bit elements
   // from the float rows' storage, four steps in one 8-byte read, and widened here.
   auto recurrence = [&](auto var_bc, int stage, auto packed) {
@@ -526,9 +531,8 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
                                           : make_float4(Cc[k][i], Cc[k][i], Cc[k][i], Cc[k][i]));
     };
     // Packed: the four 16-bit elements of steps t..t+3 of the thread's i-th state.
-    auto load_packed = [&](const float (&rows)[Traits::kNState][Traits::kRow], int i, int t) {
-      const T* row = reinterpret_cast<const T*>(&rows[0][0]) + (lane_in_channel + i * kTPC) * Traits::kPackedRow;
-      return *reinterpret_cast<const uint2*>(row + t);
+    auto load_packed = [&](float (&rows)[Traits::kNState][Traits::kRow], int i, int t) {
+      return *reinterpret_cast<const uint2*>(packed_at(rows, lane_in_channel + i * kTPC, t));
     };
     auto widen = [&](uint2 w) {
       const uint4 r = make_uint4(w.x, w.y, 0u, 0u);
@@ -684,9 +688,7 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
         for (int j = 0; j < kBCV; ++j) {
           if constexpr (Traits::kPackedBC) {
             // The raw vector as loaded: 16-byte store at a 16-byte multiple of the packed row.
-            T* bc_row = reinterpret_cast<T*>(is_C[j] ? &st.C[0][0] : &st.B[0][0]) +
-                        nw_of[j] * Traits::kPackedRow + tw_of[j];
-            *reinterpret_cast<uint4*>(bc_row) = raw_bc[j];
+            *reinterpret_cast<uint4*>(packed_at(is_C[j] ? st.C : st.B, nw_of[j], tw_of[j])) = raw_bc[j];
           } else {
             float* bc_row = is_C[j] ? &st.C[nw_of[j]][tw_of[j]] : &st.B[nw_of[j]][tw_of[j]];
 #pragma unroll
