@@ -90,14 +90,19 @@ struct ScanElementConfig : ScanDefaultConfig<kNState> {
   static constexpr bool kDistinct = false;
 };
 
-//! ScanElementConfig for fp32 at N = 16: 16-step tiles. With 32-step tiles a thread of a block
-//! of 128 holds two 16-byte vectors of each input per tile, too many registers to read the
-//! next four steps ahead; 16-step tiles hold one (sweep of 2026-11-25: mamba-130m shape
-//! 29.9 % -> 35.9 % of the exp2 bound, B8 D5120 33.1 % -> 38.1 %).
+//! ScanElementConfig for fp32 at N = 16: 2 states per thread (8 lanes per channel) and 32-step
+//! tiles. Earlier, 4 states per thread with 16-step tiles (with 32-step tiles a thread of a
+//! block of 128 held two 16-byte vectors of each input per tile, too many registers to read
+//! the next four steps ahead; sweep of 2026-11-25: mamba-130m shape 29.9 % -> 35.9 % of the
+//! exp2 bound). With 2 states per thread a thread holds one vector per input at 32 steps, and
+//! the sweep of 2026-12-06 (H100, kernel time) measured it faster again: B8 D5120 L2048
+//! 0.918 -> 0.784 ms (35.2 % -> 41.3 %), B4 D2048 L2048 0.255 -> 0.164 ms
+//! (bench/results/2026-12-06-1920-h100-sxm-scan-sweep-n16.txt).
 template <>
 struct ScanElementConfig<float, 16> : ScanDefaultConfig<16> {
-  static constexpr bool kDistinct = true;  //!< Differs from the default.
-  static constexpr int kTileLen = 16;      //!< Time steps per tile.
+  static constexpr bool kDistinct = true;     //!< Differs from the default.
+  static constexpr int kStatesPerThread = 2;  //!< States held by one thread.
+  static constexpr int kTileLen = 32;         //!< Time steps per tile.
 };
 
 //! Configuration for a grid that fits in one wave of @p kBlocksPerSM blocks per SM: the
@@ -116,10 +121,13 @@ struct ScanOneWaveConfig : ScanElementConfig<T, kNState> {
   static constexpr bool kDistinct = false;
 };
 
-//! ScanOneWaveConfig at N = 16.
+//! ScanOneWaveConfig at N = 16: 4 states per thread, 32-step tiles (16 for fp32, whose
+//! pipelined stages of 32 steps would not fit 2-3 blocks' registers).
 template <typename T, int kBlocksPerSM>
 struct ScanOneWaveConfig<T, 16, kBlocksPerSM> : ScanElementConfig<T, 16> {
   static constexpr bool kDistinct = kBlocksPerSM == 3 || sizeof(T) == 2;  //!< Differs from the others.
+  static constexpr int kStatesPerThread = 4;                                //!< States held by one thread.
+  static constexpr int kTileLen = sizeof(T) == 4 ? 16 : 32;                 //!< Time steps per tile.
   static constexpr int kMinBlocks = kBlocksPerSM;                           //!< Register budget.
   static constexpr bool kPipeline = true;                                   //!< Pipelined main loop.
 };

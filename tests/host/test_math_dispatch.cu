@@ -195,12 +195,12 @@ TEST_CASE("the launch-shape rule and the default configurations", "[host][dispat
   CHECK(ssmkit::ScanOneWaveConfig<float, 16, 3>::kTileLen == 16);
   CHECK(ssmkit::ScanOneWaveConfig<float, 16, 3>::kStatesPerThread == 4);
   CHECK(ssmkit::ScanOneWaveConfig<__nv_bfloat16, 16, 3>::kTileLen == 32);
-  CHECK(ssmkit::ScanOneWaveConfig<__half, 16, 2>::kStatesPerThread == 4);
+  CHECK(ssmkit::ScanOneWaveConfig<__nv_bfloat16, 16, 2>::kStatesPerThread == 4);
   CHECK(ssmkit::ScanOneWaveConfig<__nv_bfloat16, 16, 3>::kPipeline);
-  // fp32 at N = 16 takes 16-step tiles (one element vector per thread); other types the default.
+  // fp32 at N = 16 takes 2 states per thread and 32-step tiles; other types the default.
   CHECK(ssmkit::ScanElementConfig<float, 16>::kDistinct);
-  CHECK(ssmkit::ScanElementConfig<float, 16>::kTileLen == 16);
-  CHECK(ssmkit::ScanElementConfig<float, 16>::kStatesPerThread == ssmkit::ScanDefaultConfig<16>::kStatesPerThread);
+  CHECK(ssmkit::ScanElementConfig<float, 16>::kTileLen == 32);
+  CHECK(ssmkit::ScanElementConfig<float, 16>::kStatesPerThread == 2);
   CHECK_FALSE(ssmkit::ScanElementConfig<__nv_bfloat16, 16>::kDistinct);
   CHECK_FALSE(ssmkit::ScanElementConfig<float, 32>::kDistinct);
   CHECK(ssmkit::ScanSm90Config<__nv_bfloat16, 32>::kDistinct);
