@@ -55,7 +55,13 @@ class DeviceBuffer {
   void upload(const void* src, size_t n) { SSMKIT_TEST_CUDA(cudaMemcpy(ptr_, src, n, cudaMemcpyHostToDevice)); }
   void download(void* dst, size_t n) const { SSMKIT_TEST_CUDA(cudaMemcpy(dst, ptr_, n, cudaMemcpyDeviceToHost)); }
   // Fills with 0xFF bytes: NaN in every float type, so an unwritten element fails a check.
-  void poison() { SSMKIT_TEST_CUDA(cudaMemset(ptr_, 0xFF, bytes_)); }
+  // cudaMemset returns before it has run and goes to the legacy default stream, which a
+  // non-blocking stream does not wait for: without the synchronization a kernel launched on
+  // one could write its output before the poison lands on it.
+  void poison() {
+    SSMKIT_TEST_CUDA(cudaMemset(ptr_, 0xFF, bytes_));
+    SSMKIT_TEST_CUDA(cudaDeviceSynchronize());
+  }
 
  private:
   void* ptr_ = nullptr;
@@ -98,7 +104,8 @@ __global__ inline void delayed_copy_kernel(const unsigned char* src, unsigned ch
 }
 
 // Keeps `buf`'s contents in `staging` and poisons `buf`; restore_behind_producer() then
-// enqueues the delayed copy back: the inputs a dependent kernel must wait for.
+// enqueues the delayed copy back: the inputs a dependent kernel must wait for. (poison()
+// synchronizes the device, so the device-to-device copy before it has run too.)
 inline void stage_and_poison(DeviceBuffer& buf, DeviceBuffer& staging) {
   staging = DeviceBuffer(buf.bytes());
   SSMKIT_TEST_CUDA(cudaMemcpy(staging.get(), buf.get(), buf.bytes(), cudaMemcpyDeviceToDevice));
