@@ -122,7 +122,11 @@ struct ScanOneWaveConfig : ScanElementConfig<T, kNState> {
 };
 
 //! ScanOneWaveConfig at N = 16: 4 states per thread, 32-step tiles (16 for fp32, whose
-//! pipelined stages of 32 steps would not fit 2-3 blocks' registers).
+//! pipelined stages of 32 steps would not fit 2-3 blocks' registers). At 3 blocks per SM the
+//! 16-bit types keep B and C in shared memory as 16-bit elements (kPackedBC; sweep of
+//! 2026-12-07, H100, bf16, kernel time against float rows: mamba-130m B8 D1536 L2048
+//! 0.196 -> 0.188 ms, B8 D5120 0.655 -> 0.629 ms); at 2 blocks per SM float rows measured
+//! faster (B4 D2048 0.140 against 0.149 ms).
 template <typename T, int kBlocksPerSM>
 struct ScanOneWaveConfig<T, 16, kBlocksPerSM> : ScanElementConfig<T, 16> {
   static constexpr bool kDistinct = kBlocksPerSM == 3 || sizeof(T) == 2;  //!< Differs from the others.
@@ -130,6 +134,22 @@ struct ScanOneWaveConfig<T, 16, kBlocksPerSM> : ScanElementConfig<T, 16> {
   static constexpr int kTileLen = sizeof(T) == 4 ? 16 : 32;                 //!< Time steps per tile.
   static constexpr int kMinBlocks = kBlocksPerSM;                           //!< Register budget.
   static constexpr bool kPipeline = true;                                   //!< Pipelined main loop.
+  static constexpr bool kPackedBC = sizeof(T) == 2 && kBlocksPerSM == 3;    //!< 16-bit B and C in shared memory.
+};
+
+//! Configuration the run-time launcher takes instead of ScanOneWaveConfig<T, kNState, 3> when
+//! the causal conv1d is fused into the scan (p.conv.weight set): float B and C rows, which
+//! measured faster there than 16-bit ones (sweep of 2026-12-07, H100, bf16, kernel time:
+//! mamba-130m 0.208 -> 0.201 ms, mamba-2.8b B8 D5120 0.695 -> 0.654 ms). kDistinct: it differs
+//! from ScanOneWaveConfig<T, kNState, 3>.
+//! @tparam T       element type
+//! @tparam kNState state capacity
+template <typename T, int kNState>
+struct ScanFusedConvConfig : ScanOneWaveConfig<T, kNState, 3> {
+  //! True where this configuration differs from ScanOneWaveConfig<T, kNState, 3>.
+  static constexpr bool kDistinct = ScanOneWaveConfig<T, kNState, 3>::kPackedBC;
+  //! Float B and C rows.
+  static constexpr bool kPackedBC = false;
 };
 
 //! Configuration for sm_90 and newer that the run-time launcher takes at every grid shape,
@@ -370,18 +390,20 @@ enum class ScanLaunchShape {
 //! - under 1.5 blocks per SM, the few-channels configuration (twice the threads);
 //! - 1.5 to 2 blocks per SM, the pipelined loop at 2 blocks per SM (one wave, more registers);
 //! - 2 to 3 blocks per SM, the pipelined loop at 3 blocks per SM (one wave);
-//! - more, the default (4 blocks per SM resident, several waves); with the fused conv1d the
-//!   pipelined loop at 3 blocks per SM instead, which overlaps the conv's element work with the
-//!   recurrence (sweep of 2026-12-06, H100, bf16, kernel time: mamba-2.8b training shape
-//!   B8 D5120 L2048 fused 0.758 -> 0.675 ms, where the scan alone is 0.664 -> 0.655 ms).
+//! - more, the default (4 blocks per SM resident, several waves), or with @p wave3_above the
+//!   pipelined loop at 3 blocks per SM. The launcher sets it for the fused conv1d, whose element
+//!   work the pipelined loop overlaps with the recurrence (sweep of 2026-12-06, H100, bf16,
+//!   kernel time: mamba-2.8b training shape B8 D5120 L2048 fused 0.758 -> 0.675 ms), and for
+//!   the 16-bit types, whose 3-blocks configuration keeps B and C as 16-bit elements (sweep of
+//!   2026-12-07: B8 D5120 L2048 0.662 -> 0.629 ms).
 //! @param default_blocks blocks of the default configuration (SelectiveScanTraits::grid_size)
 //! @param sms            SMs of the device
-//! @param fused_conv     the launch runs the fused causal conv1d (p.conv.weight set)
-inline ScanLaunchShape scan_launch_shape(int64_t default_blocks, int sms, bool fused_conv = false) {
+//! @param wave3_above    grids above 3 blocks per SM take the pipelined loop at 3 blocks per SM
+inline ScanLaunchShape scan_launch_shape(int64_t default_blocks, int sms, bool wave3_above = false) {
   const int64_t s = sms;
   if (2 * default_blocks < 3 * s) return ScanLaunchShape::kFewChannels;
   if (default_blocks < 2 * s) return ScanLaunchShape::kOneWave2;
-  if (default_blocks <= 3 * s || fused_conv) return ScanLaunchShape::kOneWave3;
+  if (default_blocks <= 3 * s || wave3_above) return ScanLaunchShape::kOneWave3;
   return ScanLaunchShape::kDefault;
 }
 
@@ -404,7 +426,8 @@ Status pipelined_blocks_per_sm(int dev, int& per_sm) {
 //! The launch shape of @p p on the current device for element type @p T and state capacity
 //! @p kNState. A one-wave shape whose configuration does not reach its blocks per SM on this
 //! device, or on a device older than sm_90 (the pipelined loop is compiled for sm_90 and
-//! newer), falls back: two blocks to the few-channels shape, three to the default.
+//! newer), falls back: two blocks to the few-channels shape, three to the default. Two blocks
+//! without a configuration of their own (fp32) take the default shape.
 template <typename T, int kNState>
 Status scan_launch_shape_of(const SelectiveScanParams& p, ScanLaunchShape& shape) {
   int dev = 0, sms = 0;
@@ -412,11 +435,18 @@ Status scan_launch_shape_of(const SelectiveScanParams& p, ScanLaunchShape& shape
   using Default = ScanTraitsOf<float, kNState, ScanDefaultConfig<kNState>>;
   using Wave2 = ScanOneWaveConfig<T, kNState, 2>;
   using Wave3 = ScanOneWaveConfig<T, kNState, 3>;
-  shape = scan_launch_shape(Default::grid_size(p), sms, p.conv.weight != nullptr);
+  shape = scan_launch_shape(Default::grid_size(p), sms, p.conv.weight != nullptr || sizeof(T) == 2);
   int per_sm = 0;
   if (shape == ScanLaunchShape::kOneWave2) {
-    if constexpr (Wave2::kDistinct) SSMKIT_TRY((pipelined_blocks_per_sm<ScanTraitsOf<T, kNState, Wave2>>(dev, per_sm)));
-    if (per_sm < 2) shape = ScanLaunchShape::kFewChannels;
+    if constexpr (Wave2::kDistinct) {
+      SSMKIT_TRY((pipelined_blocks_per_sm<ScanTraitsOf<T, kNState, Wave2>>(dev, per_sm)));
+      if (per_sm < 2) shape = ScanLaunchShape::kFewChannels;
+    } else {
+      // fp32: its element configuration (2 states per thread, 32-step tiles at N = 16) measured
+      // faster here than the few-channels one (sweep of 2026-12-07, H100, B4 D2048 L2048:
+      // 0.162 against 0.249 ms).
+      shape = ScanLaunchShape::kDefault;
+    }
   } else if (shape == ScanLaunchShape::kOneWave3) {
     if constexpr (Wave3::kDistinct) SSMKIT_TRY((pipelined_blocks_per_sm<ScanTraitsOf<T, kNState, Wave3>>(dev, per_sm)));
     if (per_sm < 3) shape = ScanLaunchShape::kDefault;
@@ -426,8 +456,9 @@ Status scan_launch_shape_of(const SelectiveScanParams& p, ScanLaunchShape& shape
 
 //! Calls f(config) with the configuration type the run-time launcher uses for @p p:
 //! ScanSm90Config where it is distinct and the device is sm_90 or newer and holds its blocks
-//! per SM; else by scan_launch_shape(), where that shape's configuration is distinct for (T, kNState); else
-//! ScanElementConfig where it is distinct, else ScanDefaultConfig.
+//! per SM; else by scan_launch_shape(), where that shape's configuration is distinct for (T, kNState)
+//! (ScanFusedConvConfig instead of the 3-blocks one with the fused conv1d, where it is
+//! distinct); else ScanElementConfig where it is distinct, else ScanDefaultConfig.
 template <typename T, int kNState, class F>
 Status with_scan_config(const SelectiveScanParams& p, F&& f) {
   if constexpr (ScanSm90Config<T, kNState>::kDistinct) {
@@ -452,7 +483,12 @@ Status with_scan_config(const SelectiveScanParams& p, F&& f) {
       if (shape == ScanLaunchShape::kOneWave2) return f(ScanOneWaveConfig<T, kNState, 2>{});
     }
     if constexpr (ScanOneWaveConfig<T, kNState, 3>::kDistinct) {
-      if (shape == ScanLaunchShape::kOneWave3) return f(ScanOneWaveConfig<T, kNState, 3>{});
+      if (shape == ScanLaunchShape::kOneWave3) {
+        if constexpr (ScanFusedConvConfig<T, kNState>::kDistinct) {
+          if (p.conv.weight != nullptr) return f(ScanFusedConvConfig<T, kNState>{});
+        }
+        return f(ScanOneWaveConfig<T, kNState, 3>{});
+      }
     }
   }
   if constexpr (ScanElementConfig<T, kNState>::kDistinct) return f(ScanElementConfig<T, kNState>{});

@@ -418,6 +418,32 @@ TEST_CASE("selective scan with fused conv1d: width x length x options", "[gpu][s
   }
 }
 
+TEST_CASE("selective scan: every launch shape of the run-time launcher at N = 16", "[gpu][scan][conv]") {
+  // Grids of the default configuration (32 channels a block) at about 1, 1.75, 2.5 and 4 blocks
+  // per SM of this device: the few-channels shape, the 2- and 3-blocks pipelined loops, and a
+  // grid above 3 blocks per SM (the 3-blocks loop for 16-bit types, with 16-bit B and C rows,
+  // or float ones with the fused conv; the element or default configuration for fp32); each
+  // without and with the fused conv.
+  int dev = 0, sms = 0;
+  SSMKIT_TEST_CUDA(cudaGetDevice(&dev));
+  SSMKIT_TEST_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  uint64_t seed = 7300;
+  for (DType t : kTypes)
+    for (int64_t quarter_blocks : {4, 7, 10, 16})
+      for (bool conv : {false, true}) {
+        ScanCase c;
+        c.dtype = t;
+        c.batch = 2;
+        c.dim = 32 * (int64_t(sms) * quarter_blocks / 8) - 8;  // partial last block of channels
+        c.seqlen = 75;
+        c.dstate = 16;
+        c.conv_w = conv ? 4 : 0;
+        c.seed = seed++;
+        if (conv) check_conv_case(c);
+        else check_case(c);
+      }
+}
+
 TEST_CASE("selective scan with fused conv1d: dstate 32 through the launcher", "[gpu][scan][conv]") {
   // At N = 32 the launcher takes the 8-states-per-thread pipelined configuration on sm_90 and
   // newer (ScanSm90Config), the default elsewhere.
@@ -556,6 +582,7 @@ void check_pipeline_configs(DType t) {
   }
   for (const ScanCase& c : pipeline_conv_cases(t)) {
     check_config<T, 4, 32, 128, 3, true, 1>(c);
+    check_config<T, 4, 32, 128, 3, true, 1, 16, false>(c);  // ScanFusedConvConfig: float B and C rows
     check_config<T, 4, 32, 128, 2, true, 1>(c);
     ScanCase c32 = c;
     c32.dstate = 32;
@@ -611,4 +638,5 @@ TEST_CASE("selective scan: pipelined main loop, sanitizer size", "[gpu][scan][sa
   c.dstate = 16;
   c.conv_w = 4;
   check_config<__nv_bfloat16, 4, 32, 128, 3, true, 1>(c);
+  check_config<__nv_bfloat16, 4, 32, 128, 3, true, 1, 16, false>(c);
 }

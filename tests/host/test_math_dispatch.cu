@@ -173,7 +173,8 @@ TEST_CASE("the launch-shape rule and the default configurations", "[host][dispat
   CHECK(scan_launch_shape(264, 132) == Shape::kOneWave3);
   CHECK(scan_launch_shape(396, 132) == Shape::kOneWave3);
   CHECK(scan_launch_shape(397, 132) == Shape::kDefault);
-  // With the fused conv, grids above three blocks per SM also take the pipelined loop.
+  // With wave3_above (the fused conv, or 16-bit elements), grids above three blocks per SM
+  // also take the pipelined loop.
   CHECK(scan_launch_shape(blocks16(8, 5120), 132, true) == Shape::kOneWave3);
   CHECK(scan_launch_shape(397, 132, true) == Shape::kOneWave3);
   CHECK(scan_launch_shape(396, 132, true) == Shape::kOneWave3);
@@ -183,7 +184,7 @@ TEST_CASE("the launch-shape rule and the default configurations", "[host][dispat
   CHECK(scan_launch_shape(20, 16) == Shape::kFewChannels);
   CHECK(scan_launch_shape(40, 16) == Shape::kOneWave3);
   // Only N = 16 has distinct few-channels and one-wave configurations; the 2-blocks one only
-  // for 16-bit types (fp32 keeps the few-channels configuration there).
+  // for 16-bit types (fp32 takes its element configuration there).
   CHECK(ssmkit::ScanFewChannelsConfig<16>::kDistinct);
   CHECK_FALSE(ssmkit::ScanFewChannelsConfig<32>::kDistinct);
   CHECK_FALSE(ssmkit::ScanFewChannelsConfig<256>::kDistinct);
@@ -221,11 +222,21 @@ TEST_CASE("the launch-shape rule and the default configurations", "[host][dispat
   CHECK(channels(ssmkit::ScanDefaultConfig<128>{}, std::integral_constant<int, 128>{}) >= 32);
   CHECK(channels(ssmkit::ScanDefaultConfig<256>{}, std::integral_constant<int, 256>{}) >= 32);
   CHECK(ssmkit::ScanDefaultConfig<256>::kChannelsPerThread == 2);
-  // 16-bit B and C in shared memory: opt-in, and only where the loop is pipelined and the
+  // 16-bit B and C in shared memory: in the 3-blocks one-wave configuration of the 16-bit
+  // types at N = 16 (not with the fused conv), and only where the loop is pipelined and the
   // elements are 16-bit; a packed row fits in the float row it lies in.
   CHECK_FALSE(ssmkit::ScanDefaultConfig<16>::kPackedBC);
-  CHECK_FALSE(ssmkit::ScanOneWaveConfig<__nv_bfloat16, 16, 3>::kPackedBC);
+  CHECK(ssmkit::ScanOneWaveConfig<__nv_bfloat16, 16, 3>::kPackedBC);
+  CHECK(ssmkit::ScanOneWaveConfig<__half, 16, 3>::kPackedBC);
+  CHECK_FALSE(ssmkit::ScanOneWaveConfig<__nv_bfloat16, 16, 2>::kPackedBC);
+  CHECK_FALSE(ssmkit::ScanOneWaveConfig<float, 16, 3>::kPackedBC);
   CHECK_FALSE(ssmkit::ScanSm90Config<__nv_bfloat16, 32>::kPackedBC);
+  CHECK(ssmkit::ScanFusedConvConfig<__nv_bfloat16, 16>::kDistinct);
+  CHECK_FALSE(ssmkit::ScanFusedConvConfig<__nv_bfloat16, 16>::kPackedBC);
+  CHECK(ssmkit::ScanFusedConvConfig<__half, 16>::kPipeline);
+  CHECK(ssmkit::ScanFusedConvConfig<__half, 16>::kMinBlocks == 3);
+  CHECK_FALSE(ssmkit::ScanFusedConvConfig<float, 16>::kDistinct);
+  CHECK_FALSE(ssmkit::ScanFusedConvConfig<__nv_bfloat16, 32>::kDistinct);
   using PackedBf16 = ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 3, true, 1, true>;
   CHECK(PackedBf16::kPackedBC);
   CHECK(PackedBf16::kPackedRow == 40);
