@@ -125,8 +125,9 @@ struct ScanOneWaveConfig : ScanElementConfig<T, kNState> {
 //! pipelined stages of 32 steps would not fit 2-3 blocks' registers). At 3 blocks per SM the
 //! 16-bit types keep B and C in shared memory as 16-bit elements (kPackedBC; sweep of
 //! 2026-12-07, H100, bf16, kernel time against float rows: mamba-130m B8 D1536 L2048
-//! 0.196 -> 0.188 ms, B8 D5120 0.655 -> 0.629 ms); at 2 blocks per SM float rows measured
-//! faster (B4 D2048 0.140 against 0.149 ms).
+//! 0.196 -> 0.188 ms, B8 D5120 0.655 -> 0.629 ms; with the partial-sum stores free of bank
+//! conflicts, float rows measured the same: 0.187 ms both, 0.630 against 0.627 ms); at 2
+//! blocks per SM float rows measured faster (B4 D2048 0.135 against 0.147 ms).
 template <typename T, int kBlocksPerSM>
 struct ScanOneWaveConfig<T, 16, kBlocksPerSM> : ScanElementConfig<T, 16> {
   static constexpr bool kDistinct = kBlocksPerSM == 3 || sizeof(T) == 2;  //!< Differs from the others.

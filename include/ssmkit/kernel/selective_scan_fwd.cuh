@@ -82,8 +82,6 @@ struct SelectiveScanTraits {
   //! Padded row of one channel's (or one state's) tile, in floats: consecutive rows start
   //! four banks apart, so that the 16-byte accesses of a quarter warp meet no bank conflict.
   static constexpr int kRow = kTileLen + 4;
-  //! Floats per channel of the partial sums (the extra vector offsets channels by four banks).
-  static constexpr int kYChannel = kThreadsPerChannel * kRow + 4;
   //! True where the pipelined main loop is compiled: asked for, every thread owning the same
   //! number of element vectors and of B/C vectors, at most four lanes per channel (no extra
   //! reduction pass). Whole tiles of variable B and C take it at run time.
@@ -91,6 +89,15 @@ struct SelectiveScanTraits {
                                      (2 * kBCVecs) % kThreads == 0 && kThreadsPerChannel <= 4;
   //! Shared-memory stages (two for the pipelined loop).
   static constexpr int kStages = kPipelined ? 2 : 1;
+  //! Floats between the partial-sum rows of one channel's lanes. The pipelined loop with four
+  //! lanes per channel and 32-step tiles puts them 8 banks apart: a quarter warp's 16-byte
+  //! stores (two channels, four lanes each) and the epilogue's 16-byte reads (two channels,
+  //! four vectors of 8 steps each) then both meet no bank conflict, where rows 4 banks apart
+  //! made the stores conflict 2-way (Nsight Compute, H100, 2026-12-07). Elsewhere kRow, which
+  //! keeps the shared memory of the configurations sized for devices with less of it as it was.
+  static constexpr int kYRow = kPipelined && kThreadsPerChannel == 4 && kTileLen == 32 ? kTileLen + 8 : kRow;
+  //! Floats per channel of the partial sums (the extra vector offsets channels by four banks).
+  static constexpr int kYChannel = kThreadsPerChannel * kYRow + 4;
   //! True where the pipelined loop keeps variable B and C in shared memory as the input's
   //! 16-bit elements, converted to float as the recurrence reads them. Each read then brings
   //! four steps of one state in 8 bytes instead of 16: the recurrence's shared-memory traffic
@@ -598,7 +605,7 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
         if (kStatePass) {
           dtsum[k] += (g.dt[k].x + g.dt[k].y) + (g.dt[k].z + g.dt[k].w);
         } else {
-          float* y_row = &smem.y[stage][c[k] * kYC + lane_in_channel * Traits::kRow];
+          float* y_row = &smem.y[stage][c[k] * kYC + lane_in_channel * Traits::kYRow];
           *reinterpret_cast<float4*>(y_row + t) = make_float4(ys[k][0], ys[k][1], ys[k][2], ys[k][3]);
         }
       }
@@ -717,7 +724,7 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
             float4 acc = *reinterpret_cast<const float4*>(y_row + i);
 #pragma unroll
             for (int l = 1; l < kTPC; ++l) {
-              const float4 q = *reinterpret_cast<const float4*>(y_row + l * Traits::kRow + i);
+              const float4 q = *reinterpret_cast<const float4*>(y_row + l * Traits::kYRow + i);
               acc.x += q.x; acc.y += q.y; acc.z += q.z; acc.w += q.w;
             }
             o[i] = fmaf(D_v[j], uv[i], acc.x);
@@ -824,7 +831,7 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
         const int qc = q / kL, qt = q % kL;
         float acc = smem.y[0][qc * kYC + qt];
 #pragma unroll
-        for (int l = 1; l < kTPC; ++l) acc += smem.y[0][qc * kYC + l * Traits::kRow + qt];
+        for (int l = 1; l < kTPC; ++l) acc += smem.y[0][qc * kYC + l * Traits::kYRow + qt];
         smem.y[0][qc * kYC + qt] = acc;
       }
       __syncthreads();
@@ -841,7 +848,7 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
           float4 acc = *reinterpret_cast<const float4*>(y_row + i);
 #pragma unroll
           for (int l = 1; l < kPartials; ++l) {
-            const float4 q = *reinterpret_cast<const float4*>(y_row + l * Traits::kRow + i);
+            const float4 q = *reinterpret_cast<const float4*>(y_row + l * Traits::kYRow + i);
             acc.x += q.x; acc.y += q.y; acc.z += q.z; acc.w += q.w;
           }
           o[i] = fmaf(D_v[j], u_keep[j][i], acc.x);
