@@ -106,7 +106,7 @@ struct ScanElementConfig<float, 16> : ScanDefaultConfig<16> {
 };
 
 //! Configuration for a grid that fits in one wave of @p kBlocksPerSM blocks per SM: the
-//! software-pipelined main loop (two shared-memory stages, 65.5 KB per block at N = 16, one
+//! software-pipelined main loop (two shared-memory stages, 69.6 KB per block at N = 16 with 16-bit types, one
 //! barrier per tile) with registers for that many blocks. It has fewer resident warps than
 //! the default, so it pays only where the default would not have more blocks resident
 //! anyway. Distinct at N = 16: with 3 blocks per SM for every element type, with 2 for the
@@ -212,7 +212,7 @@ inline size_t scan_split_bytes(const SelectiveScanParams& p, const ScanSplit& s)
 }
 
 //! Resident blocks per SM of the main kernel of @p Traits on device @p dev (0 where its shared
-//! memory exceeds what a block may have there, e.g. the pipelined loop's 65.5 KB on sm_75).
+//! memory exceeds what a block may have there, e.g. the 16-bit pipelined loop's 69.6 KB at N = 16 on sm_75).
 //! Queried once per process and device, then cached.
 template <class Traits>
 Status scan_blocks_per_sm(int dev, int& per_sm) {
