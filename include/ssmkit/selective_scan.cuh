@@ -51,7 +51,7 @@ struct ScanDefaultConfig {
   //! Channels per thread (SelectiveScanTraits::kChannelsPerThread).
   static constexpr int kChannelsPerThread = kNState == 256 ? 2 : 1;
   //! 16-bit B and C in shared memory where the loop is pipelined (SelectiveScanTraits::kPackedBC;
-  //! opt-in until measured on a GPU).
+  //! this loop is not, and only ScanOneWaveConfig at 3 blocks per SM measured it faster).
   static constexpr bool kPackedBC = false;
 };
 
