@@ -46,7 +46,7 @@ inline int g_first_key = -1;
 inline int g_conv_width = 0;
 
 // kS = 0: the run-time launcher (ssmkit::selective_scan_fwd(p, stream)), whatever it picks.
-template <typename T, int kN, int kS, int kT, int kThreads, int kMinB = 0, bool kPipe = false, int kCPT = 1,
+template <typename T, int kN, int kS, int kT, int kThreads, int kMinB = 0, int kPipe = 0, int kCPT = 1,
           bool kPacked = true>
 void run_t(const Shape& s, double exp2_rate) {
   const size_t nx = s.B * s.D * s.L, nbc = s.B * s.N * s.L;
@@ -138,7 +138,7 @@ void run_t(const Shape& s, double exp2_rate) {
   if (conv_w) cudaFree(conv_w);
 }
 
-template <int kN, int kS, int kT, int kThreads, int kMinB = 0, bool kPipe = false, int kCPT = 1, bool kPacked = true>
+template <int kN, int kS, int kT, int kThreads, int kMinB = 0, int kPipe = 0, int kCPT = 1, bool kPacked = true>
 void run(const Shape& s, double exp2_rate) {
   run_t<__nv_bfloat16, kN, kS, kT, kThreads, kMinB, kPipe, kCPT, kPacked>(s, exp2_rate);
 }

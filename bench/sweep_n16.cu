@@ -16,15 +16,15 @@ void sweep_n16(double rate) {
     run<16, 2, 64, 128>(s, rate);  // the few-channels configuration
     // Software-pipelined main loop (two stages, one barrier per tile).
     run<16, 0, 0, 0>(s, rate);  // the run-time launcher
-    run<16, 4, 32, 128, 3, true>(s, rate);
-    run<16, 4, 32, 128, 3, true, 1, false>(s, rate);  // B and C as floats in shared memory
-    run<16, 4, 32, 128, 2, true>(s, rate);
-    run<16, 4, 32, 128, 2, true, 1, false>(s, rate);
-    // Two channels per thread (B and C read once for both), pipelined.
-    run<16, 4, 16, 64, 3, true, 2>(s, rate);
-    // Eight states per thread (two lanes per channel), pipelined: what won at N = 32.
-    run<16, 8, 32, 128, 2, true>(s, rate);
-    run<16, 8, 32, 64, 3, true>(s, rate);
+    // kPipe 1: the recurrence first in the loop body; 2: the element work first.
+    run<16, 4, 32, 128, 3, 1>(s, rate);
+    run<16, 4, 32, 128, 3, 1, 1, false>(s, rate);  // B and C as floats in shared memory
+    run<16, 4, 32, 128, 3, 2>(s, rate);
+    run<16, 4, 32, 128, 3, 2, 1, false>(s, rate);
+    run<16, 4, 32, 128, 2, 1>(s, rate);
+    run<16, 4, 32, 128, 2, 1, 1, false>(s, rate);
+    run<16, 4, 32, 128, 2, 2>(s, rate);
+    run<16, 4, 32, 128, 2, 2, 1, false>(s, rate);
   }
 }
 

@@ -46,8 +46,9 @@ struct ScanDefaultConfig {
   static constexpr int kThreads = kNState <= 16 ? 128 : (kNState == 32 || kNState == 256 ? 256 : 512);
   //! Blocks per SM the register budget is sized for (0: SelectiveScanTraits' rule).
   static constexpr int kMinBlocks = 0;
-  //! Software-pipelined main loop (SelectiveScanTraits::kPipelined).
-  static constexpr bool kPipeline = false;
+  //! Main loop: 0 plain, 1 software-pipelined with the recurrence first in the loop body, 2
+  //! pipelined with the element work first (SelectiveScanTraits::kPipelined, kElementFirst).
+  static constexpr int kPipeline = 0;
   //! Channels per thread (SelectiveScanTraits::kChannelsPerThread).
   static constexpr int kChannelsPerThread = kNState == 256 ? 2 : 1;
   //! 16-bit B and C in shared memory where the loop is pipelined (SelectiveScanTraits::kPackedBC;
@@ -74,7 +75,7 @@ struct ScanFewChannelsConfig<16> {
   static constexpr int kTileLen = 64;         //!< Time steps per tile.
   static constexpr int kThreads = 128;        //!< Threads per block.
   static constexpr int kMinBlocks = 0;        //!< Register budget (0: the traits' rule).
-  static constexpr bool kPipeline = false;    //!< Software-pipelined main loop.
+  static constexpr int kPipeline = 0;    //!< Software-pipelined main loop.
   static constexpr int kChannelsPerThread = 1;  //!< Channels per thread.
   static constexpr bool kPackedBC = false;      //!< 16-bit B and C in shared memory (pipelined only).
 };
@@ -134,23 +135,26 @@ struct ScanOneWaveConfig<T, 16, kBlocksPerSM> : ScanElementConfig<T, 16> {
   static constexpr int kStatesPerThread = 4;                                //!< States held by one thread.
   static constexpr int kTileLen = sizeof(T) == 4 ? 16 : 32;                 //!< Time steps per tile.
   static constexpr int kMinBlocks = kBlocksPerSM;                           //!< Register budget.
-  static constexpr bool kPipeline = true;                                   //!< Pipelined main loop.
+  static constexpr int kPipeline = 1;                                       //!< Pipelined, recurrence first.
   static constexpr bool kPackedBC = sizeof(T) == 2 && kBlocksPerSM == 3;    //!< 16-bit B and C in shared memory.
 };
 
 //! Configuration the run-time launcher takes instead of ScanOneWaveConfig<T, kNState, 3> when
-//! the causal conv1d is fused into the scan (p.conv.weight set): float B and C rows, which
-//! measured faster there than 16-bit ones (sweep of 2026-12-07, H100, bf16, kernel time:
-//! mamba-130m 0.208 -> 0.201 ms, mamba-2.8b B8 D5120 0.695 -> 0.654 ms). kDistinct: it differs
-//! from ScanOneWaveConfig<T, kNState, 3>.
+//! the causal conv1d is fused into the scan (p.conv.weight set), where that one keeps 16-bit B
+//! and C rows: the same, with the element work (the conv) first in the pipelined loop body
+//! (kPipeline 2), which measured faster only there (sweep of 2026-12-07 10:35, H100, bf16,
+//! kernel time: mamba-130m 0.1993 ms with float rows and the recurrence first (the former
+//! choice) -> 0.1982 ms, mamba-2.8b B8 D5120 0.696 -> 0.622 ms;
+//! bench/results/2026-12-07-1032-h100-sxm-sweeps.txt). kDistinct: it differs from
+//! ScanOneWaveConfig<T, kNState, 3>.
 //! @tparam T       element type
 //! @tparam kNState state capacity
 template <typename T, int kNState>
 struct ScanFusedConvConfig : ScanOneWaveConfig<T, kNState, 3> {
   //! True where this configuration differs from ScanOneWaveConfig<T, kNState, 3>.
   static constexpr bool kDistinct = ScanOneWaveConfig<T, kNState, 3>::kPackedBC;
-  //! Float B and C rows.
-  static constexpr bool kPackedBC = false;
+  //! The element work (the conv) first in the pipelined loop body.
+  static constexpr int kPipeline = kDistinct ? 2 : ScanOneWaveConfig<T, kNState, 3>::kPipeline;
 };
 
 //! Configuration for sm_90 and newer that the run-time launcher takes at every grid shape,
@@ -158,7 +162,9 @@ struct ScanFusedConvConfig : ScanOneWaveConfig<T, kNState, 3> {
 //! N = 32 for the 16-bit types: the pipelined loop (compiled for sm_90 and newer only) with
 //! 8 states per thread and registers for 2 blocks per SM (sweep of 2026-12-06, H100, bf16,
 //! kernel time against the default: B4 D2048 L2048 50.9 % -> 58.5 % of the exp2 bound,
-//! B8 D2048 51.8 % -> 59.1 %; bench/results/2026-12-06-1850-h100-sxm-scan-sweep-n32.txt).
+//! B8 D2048 51.8 % -> 59.1 %; bench/results/2026-12-06-1850-h100-sxm-scan-sweep-n32.txt),
+//! with the element work first in the loop body (2026-12-07: 0.2176 -> 0.2153 ms at B4 D2048,
+//! 0.4273 -> 0.4270 ms at B8 D2048).
 //! @tparam T       element type
 //! @tparam kNState state capacity
 template <typename T, int kNState>
@@ -175,7 +181,7 @@ struct ScanSm90Config<T, 32> {
   static constexpr int kTileLen = 32;                 //!< Time steps per tile.
   static constexpr int kThreads = 128;                //!< Threads per block.
   static constexpr int kMinBlocks = 2;                //!< Register budget: 2 blocks per SM.
-  static constexpr bool kPipeline = true;             //!< Pipelined main loop.
+  static constexpr int kPipeline = 2;                 //!< Pipelined, element work first.
   static constexpr int kChannelsPerThread = 1;        //!< Channels per thread.
   static constexpr bool kPackedBC = false;            //!< 16-bit B and C in shared memory.
 };
@@ -264,7 +270,7 @@ template <typename T, int kNState,
           int kTileLen = ScanDefaultConfig<kNState>::kTileLen,
           int kThreads = ScanDefaultConfig<kNState>::kThreads,
           int kMinBlocks = ScanDefaultConfig<kNState>::kMinBlocks,
-          bool kPipeline = ScanDefaultConfig<kNState>::kPipeline,
+          int kPipeline = ScanDefaultConfig<kNState>::kPipeline,
           int kChannelsPerThread = ScanDefaultConfig<kNState>::kChannelsPerThread,
           bool kPackedBC = ScanDefaultConfig<kNState>::kPackedBC>
 Status selective_scan_workspace_size(const SelectiveScanParams& p, size_t& bytes) {
@@ -292,7 +298,9 @@ Status selective_scan_workspace_size(const SelectiveScanParams& p, size_t& bytes
 //! @tparam kTileLen         time steps per tile
 //! @tparam kThreads         threads per block
 //! @tparam kMinBlocks       blocks per SM the register budget is sized for (0: the traits' rule)
-//! @tparam kPipeline        software-pipelined main loop (SelectiveScanTraits::kPipelined)
+//! @tparam kPipeline        0: plain main loop; 1: software-pipelined, the recurrence first in
+//!                          the loop body; 2: pipelined, the element work first
+//!                          (SelectiveScanTraits::kPipelined, kElementFirst)
 //! @tparam kChannelsPerThread channels per thread (SelectiveScanTraits::kChannelsPerThread)
 //! @tparam kPackedBC        16-bit B and C in shared memory where the loop is pipelined
 //!                          (SelectiveScanTraits::kPackedBC)
@@ -303,7 +311,7 @@ template <typename T, int kNState,
           int kTileLen = ScanDefaultConfig<kNState>::kTileLen,
           int kThreads = ScanDefaultConfig<kNState>::kThreads,
           int kMinBlocks = ScanDefaultConfig<kNState>::kMinBlocks,
-          bool kPipeline = ScanDefaultConfig<kNState>::kPipeline,
+          int kPipeline = ScanDefaultConfig<kNState>::kPipeline,
           int kChannelsPerThread = ScanDefaultConfig<kNState>::kChannelsPerThread,
           bool kPackedBC = ScanDefaultConfig<kNState>::kPackedBC>
 Status selective_scan_fwd(const SelectiveScanParams& p, cudaStream_t stream) {
@@ -438,6 +446,23 @@ Status scan_launch_shape_of(const SelectiveScanParams& p, ScanLaunchShape& shape
   using Wave3 = ScanOneWaveConfig<T, kNState, 3>;
   shape = scan_launch_shape(Default::grid_size(p), sms, p.conv.weight != nullptr || sizeof(T) == 2);
   int per_sm = 0;
+  if constexpr (Wave3::kDistinct && ScanFewChannelsConfig<kNState>::kDistinct) {
+    // Where even the few-channels configuration must cut the sequence into three or more
+    // ranges, the grid comes from the cut: the 3-blocks pipelined loop, cut likewise, does more
+    // per thread (sweep of 2026-12-07, H100, bf16 B1 D2048 L65536: 1.674 against 1.820 ms).
+    // With no cut or two ranges (B1 D5120 L4096) the few-channels one was the faster.
+    if (shape == ScanLaunchShape::kFewChannels && p.conv.weight == nullptr) {
+      ScanSplit few;
+      SSMKIT_TRY((plan_scan_split<ScanTraitsOf<T, kNState, ScanFewChannelsConfig<kNState>>>(p, few)));
+      if (few.num_splits >= 3) {
+        SSMKIT_TRY((pipelined_blocks_per_sm<ScanTraitsOf<T, kNState, Wave3>>(dev, per_sm)));
+        if (per_sm >= 3) {
+          shape = ScanLaunchShape::kOneWave3;
+          return Status::Ok();
+        }
+      }
+    }
+  }
   if (shape == ScanLaunchShape::kOneWave2) {
     if constexpr (Wave2::kDistinct) {
       SSMKIT_TRY((pipelined_blocks_per_sm<ScanTraitsOf<T, kNState, Wave2>>(dev, per_sm)));

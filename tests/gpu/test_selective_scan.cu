@@ -498,7 +498,7 @@ TEST_CASE("selective scan with fused conv1d: pieces carrying both states equal o
 namespace {
 
 // Runs one explicit configuration of the compile-time launcher on a case and checks it.
-template <typename T, int kS, int kTile, int kThreads, int kMinB, bool kPipe, int kCPT, int kN = 16, bool kPacked = true>
+template <typename T, int kS, int kTile, int kThreads, int kMinB, int kPipe, int kCPT, int kN = 16, bool kPacked = true>
 void check_config(const ScanCase& c) {
   INFO(c.name() << " | N " << kN << " kS " << kS << " tile " << kTile << " threads " << kThreads << " minB " << kMinB
                 << " pipeline " << kPipe << " channels/thread " << kCPT << " packed B/C " << kPacked);
@@ -569,24 +569,29 @@ std::vector<ScanCase> pipeline_cases(DType t) {
 
 template <typename T>
 void check_pipeline_configs(DType t) {
+  // kPipe 1: the recurrence first in the loop body; 2: the element work first.
   for (const ScanCase& c : pipeline_cases(t)) {
-    check_config<T, 4, 32, 128, 3, true, 1>(c);
-    check_config<T, 4, 32, 128, 3, true, 1, 16, false>(c);  // B and C in shared memory as floats
-    check_config<T, 4, 16, 64, 3, true, 2>(c);
-    check_config<T, 4, 32, 64, 3, true, 2>(c);
-    // ScanSm90Config<T, 32>: 8 states per thread, 2 blocks per SM (dstate 32, or the case's own
-    // smaller one).
+    check_config<T, 4, 32, 128, 3, 1, 1>(c);
+    check_config<T, 4, 32, 128, 3, 1, 1, 16, false>(c);  // B and C in shared memory as floats
+    check_config<T, 4, 32, 128, 3, 2, 1>(c);
+    check_config<T, 4, 32, 128, 2, 1, 1, 16, false>(c);  // ScanOneWaveConfig<T, 16, 2>
+    check_config<T, 4, 16, 64, 3, 1, 2>(c);
+    check_config<T, 4, 32, 64, 3, 1, 2>(c);
+    // ScanSm90Config<T, 32>: 8 states per thread, 2 blocks per SM, float B and C rows, element
+    // work first (dstate 32, or the case's own smaller one); and packed rows, recurrence first.
     ScanCase c32 = c;
     if (c32.dstate == 16) c32.dstate = 32;
-    check_config<T, 8, 32, 128, 2, true, 1, 32>(c32);
+    check_config<T, 8, 32, 128, 2, 2, 1, 32, false>(c32);
+    check_config<T, 8, 32, 128, 2, 1, 1, 32>(c32);
   }
   for (const ScanCase& c : pipeline_conv_cases(t)) {
-    check_config<T, 4, 32, 128, 3, true, 1>(c);
-    check_config<T, 4, 32, 128, 3, true, 1, 16, false>(c);  // ScanFusedConvConfig: float B and C rows
-    check_config<T, 4, 32, 128, 2, true, 1>(c);
+    check_config<T, 4, 32, 128, 3, 2, 1>(c);  // ScanFusedConvConfig: 16-bit B and C, element work first
+    check_config<T, 4, 32, 128, 3, 1, 1>(c);
+    check_config<T, 4, 32, 128, 3, 1, 1, 16, false>(c);
+    check_config<T, 4, 32, 128, 2, 1, 1>(c);
     ScanCase c32 = c;
     c32.dstate = 32;
-    check_config<T, 8, 32, 128, 2, true, 1, 32>(c32);
+    check_config<T, 8, 32, 128, 2, 2, 1, 32, false>(c32);
   }
 }
 

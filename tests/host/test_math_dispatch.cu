@@ -223,8 +223,9 @@ TEST_CASE("the launch-shape rule and the default configurations", "[host][dispat
   CHECK(channels(ssmkit::ScanDefaultConfig<256>{}, std::integral_constant<int, 256>{}) >= 32);
   CHECK(ssmkit::ScanDefaultConfig<256>::kChannelsPerThread == 2);
   // 16-bit B and C in shared memory: in the 3-blocks one-wave configuration of the 16-bit
-  // types at N = 16 (not with the fused conv), and only where the loop is pipelined and the
-  // elements are 16-bit; a packed row fits in the float row it lies in.
+  // types at N = 16 (with the fused conv too, whose configuration differs in the order of
+  // the loop body), and only where the loop is pipelined and the elements are 16-bit; a
+  // packed row fits in the float row it lies in.
   CHECK_FALSE(ssmkit::ScanDefaultConfig<16>::kPackedBC);
   CHECK(ssmkit::ScanOneWaveConfig<__nv_bfloat16, 16, 3>::kPackedBC);
   CHECK(ssmkit::ScanOneWaveConfig<__half, 16, 3>::kPackedBC);
@@ -232,8 +233,16 @@ TEST_CASE("the launch-shape rule and the default configurations", "[host][dispat
   CHECK_FALSE(ssmkit::ScanOneWaveConfig<float, 16, 3>::kPackedBC);
   CHECK_FALSE(ssmkit::ScanSm90Config<__nv_bfloat16, 32>::kPackedBC);
   CHECK(ssmkit::ScanFusedConvConfig<__nv_bfloat16, 16>::kDistinct);
-  CHECK_FALSE(ssmkit::ScanFusedConvConfig<__nv_bfloat16, 16>::kPackedBC);
-  CHECK(ssmkit::ScanFusedConvConfig<__half, 16>::kPipeline);
+  CHECK(ssmkit::ScanFusedConvConfig<__nv_bfloat16, 16>::kPackedBC);
+  CHECK(ssmkit::ScanFusedConvConfig<__half, 16>::kPipeline == 2);
+  CHECK(ssmkit::ScanOneWaveConfig<__half, 16, 3>::kPipeline == 1);
+  CHECK(ssmkit::ScanOneWaveConfig<__half, 16, 2>::kPipeline == 1);
+  CHECK(ssmkit::ScanSm90Config<__half, 32>::kPipeline == 2);
+  CHECK(ssmkit::ScanFusedConvConfig<float, 16>::kPipeline == ssmkit::ScanOneWaveConfig<float, 16, 3>::kPipeline);
+  // The order of the loop body: element work first only where asked for and pipelined.
+  CHECK(ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 3, 2, 1, true>::kElementFirst);
+  CHECK_FALSE(ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 3, 1, 1, true>::kElementFirst);
+  CHECK_FALSE(ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 0, 0, 1, true>::kElementFirst);
   CHECK(ssmkit::ScanFusedConvConfig<__half, 16>::kMinBlocks == 3);
   CHECK_FALSE(ssmkit::ScanFusedConvConfig<float, 16>::kDistinct);
   CHECK_FALSE(ssmkit::ScanFusedConvConfig<__nv_bfloat16, 32>::kDistinct);

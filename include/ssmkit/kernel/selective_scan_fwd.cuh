@@ -44,10 +44,12 @@ SSMKIT_NAMESPACE_BEGIN
 //! @tparam kThreads_         threads per block
 //! @tparam kMinBlocks_       blocks per SM the register budget is sized for; 0 picks
 //!                           512 threads per SM (N <= 32) or 384 (larger N)
-//! @tparam kPipeline_        software-pipelined main loop: two shared-memory stages, so that
-//!                           the conversion of tile k + 1 and the epilogue of tile k - 1 are
-//!                           issued in the same instruction stream as the recurrence of
-//!                           tile k, with one barrier per tile (see kPipelined)
+//! @tparam kPipeline_        0: plain main loop; 1 or 2: software-pipelined main loop with two
+//!                           shared-memory stages, so that the conversion of tile k + 1 and
+//!                           the epilogue of tile k - 1 are issued in the same instruction
+//!                           stream as the recurrence of tile k, with one barrier per tile
+//!                           (see kPipelined); 1 writes the recurrence first in that stream,
+//!                           2 the element work first (see kElementFirst)
 //! @tparam kChannelsPerThread_ channels whose states (the same states of each) one thread
 //!                           holds: the B and C values it reads from shared memory serve
 //!                           all of them, so shared-memory traffic per state and step falls
@@ -55,7 +57,7 @@ SSMKIT_NAMESPACE_BEGIN
 //! @tparam kPackedBC_        in the pipelined loop with 16-bit elements, keep variable B and C in
 //!                           shared memory as the input's 16-bit elements (see kPackedBC)
 template <typename T, int kNState_, int kStatesPerThread_, int kTileLen_, int kThreads_, int kMinBlocks_ = 0,
-          bool kPipeline_ = false, int kChannelsPerThread_ = 1, bool kPackedBC_ = false>
+          int kPipeline_ = 0, int kChannelsPerThread_ = 1, bool kPackedBC_ = false>
 struct SelectiveScanTraits {
   using Element = T;                                          //!< Element type.
   static constexpr int kNState = kNState_;                    //!< State capacity.
@@ -85,8 +87,13 @@ struct SelectiveScanTraits {
   //! True where the pipelined main loop is compiled: asked for, every thread owning the same
   //! number of element vectors and of B/C vectors, at most four lanes per channel (no extra
   //! reduction pass). Whole tiles of variable B and C take it at run time.
-  static constexpr bool kPipelined = kPipeline_ && kVecsPerTile % kThreads == 0 &&
+  static constexpr bool kPipelined = kPipeline_ != 0 && kVecsPerTile % kThreads == 0 &&
                                      (2 * kBCVecs) % kThreads == 0 && kThreadsPerChannel <= 4;
+  //! Pipelined loop (kPipeline_ == 2): the epilogue of tile k - 1, the conversion of tile k + 1
+  //! and the loads of tile k + 2 come before the recurrence of tile k in the source, so that
+  //! the conversion reads registers loaded a whole iteration earlier. The order only guides
+  //! ptxas's schedule; which is faster depends on the registers left (bench/NOTES.md).
+  static constexpr bool kElementFirst = kPipelined && kPipeline_ == 2;
   //! Shared-memory stages (two for the pipelined loop).
   static constexpr int kStages = kPipelined ? 2 : 1;
   //! Floats between the partial-sum rows of one channel's lanes. The pipelined loop with four
@@ -138,7 +145,30 @@ struct SelectiveScanTraits {
   }
 };
 
+//! Bytes the L2 fetches around each 16-byte input load of the scan (the PTX prefetch-size
+//! qualifier of ld.global.nc: 0 for none, 64, 128 or 256). A thread reads one 16-byte vector of
+//! a row per tile and the next tiles of the row follow it, so with 256 the loads of the next
+//! tiles of a row hit the L2 instead of waiting for DRAM.
+#ifndef SSMKIT_SCAN_L2_PREFETCH
+#define SSMKIT_SCAN_L2_PREFETCH 256
+#endif
+
 namespace detail {
+
+// 16-byte read-only load with the L2 prefetch size of SSMKIT_SCAN_L2_PREFETCH.
+SSMKIT_DEVICE uint4 ldg_prefetch(const uint4* p) {
+  uint4 r;
+#if SSMKIT_SCAN_L2_PREFETCH == 256
+  asm("ld.global.nc.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+#elif SSMKIT_SCAN_L2_PREFETCH == 128
+  asm("ld.global.nc.L2::128B.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+#elif SSMKIT_SCAN_L2_PREFETCH == 64
+  asm("ld.global.nc.L2::64B.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+#else
+  r = __ldg(p);
+#endif
+  return r;
+}
 
 // Loads one 16-byte vector of kV elements starting at src, of which `valid` are inside the
 // sequence (the rest read as zero). 16-byte access when `vec` and the vector is whole; with
@@ -148,7 +178,7 @@ SSMKIT_DEVICE uint4 load_raw(const T* __restrict__ src, int valid, bool vec) {
   constexpr int kV = kVecElems<T>;
   uint4 raw = make_uint4(0, 0, 0, 0);
   if (kFull || (vec && valid >= kV)) {
-    raw = __ldg(reinterpret_cast<const uint4*>(src));
+    raw = ldg_prefetch(reinterpret_cast<const uint4*>(src));
   } else {
     T* e = reinterpret_cast<T*>(&raw);
 #pragma unroll
@@ -633,9 +663,11 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
   // Pipelined main loop over the range's whole tiles (variable B and C, every row present and
   // aligned). Iteration j, after one barrier: the recurrence of tile j from stage j % 2, the
   // epilogue of tile j - 1 from the other partial sums, the conversion of tile j + 1 (loaded
-  // during iteration j - 1) into the other stage, and the loads of tile j + 2. The three are
+  // during iteration j - 1) into the other stage, and the loads of tile j + 2. The parts are
   // independent, so the scheduler can fill the recurrence's exp2 and shared-memory latencies
-  // with the element work. The barrier orders every reuse: stage j % 2 was last read by the
+  // with the element work. With Traits::kElementFirst the recurrence comes last in the source
+  // (the z loads of tile j then follow the epilogue of tile j - 1, which reads those of tile
+  // j - 1). The barrier orders every reuse: stage j % 2 was last read by the
   // recurrence of tile j - 2, the other stage by that of tile j - 1, and the partial sums of
   // tile j - 1 were complete at the barrier. With the fused conv the conversion also runs the
   // conv (tiles are converted in order, so the history a row's last lane carries stays right).
@@ -762,18 +794,19 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
         constexpr int kParts = decltype(parts)::value;
         const int s = static_cast<int>(j & 1);
         __syncthreads();
-        recurrence(std::true_type{}, s, std::bool_constant<Traits::kPackedBC>{});
+        if constexpr (!Traits::kElementFirst) recurrence(std::true_type{}, s, std::bool_constant<Traits::kPackedBC>{});
         if constexpr ((kParts & 1) != 0) epilogue(tile_at(j - 1), s ^ 1, std::false_type{});
-        if constexpr (kZ) {
-#pragma unroll
-          for (int i = 0; i < kVPT; ++i)
-            rz[i] = __ldg(reinterpret_cast<const uint4*>(z_ptr[i] + (tile_at(j) - t_begin)));
-        }
         if constexpr ((kParts & 2) != 0) {
           commit(s ^ 1, tile_at(j + 1));
           keep_u();
         }
         if constexpr ((kParts & 4) != 0) load_tile((j + 2) * kL, kL, std::true_type{});
+        if constexpr (kZ) {
+#pragma unroll
+          for (int i = 0; i < kVPT; ++i)
+            rz[i] = detail::ldg_prefetch(reinterpret_cast<const uint4*>(z_ptr[i] + (tile_at(j) - t_begin)));
+        }
+        if constexpr (Traits::kElementFirst) recurrence(std::true_type{}, s, std::bool_constant<Traits::kPackedBC>{});
       };
       load_tile(0, kL, std::true_type{});
       commit(0, t_begin);
