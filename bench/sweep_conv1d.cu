@@ -63,16 +63,17 @@ void report(const char* what, const FwdSets& s, F&& launch) {
 }
 
 // Channel-first: through the launcher (one block per tile) and as a bare kernel launch.
-template <typename T, int kTile, int kMinBlocks>
+template <typename T, int kTile, int kMinBlocks, int kThreads = 128>
 void channel_first(const FwdSets& s, const char* shape) {
-  using Tr = ssmkit::CausalConv1dTraits<T, T, 4, kTile, false, kMinBlocks>;
+  using Tr = ssmkit::CausalConv1dTraits<T, T, 4, kTile, false, kMinBlocks, 0, kThreads>;
   char buf[160];
-  std::snprintf(buf, sizeof buf, "cf %s tile %d minblocks %d launcher", shape, kTile, kMinBlocks);
+  std::snprintf(buf, sizeof buf, "cf %s tile %d minblocks %d threads %d launcher", shape, kTile, kMinBlocks, kThreads);
   report(buf, s, [](const CausalConv1dParams& p) {
-    const ssmkit::Status st = ssmkit::causal_conv1d_fwd<T, T, 4, false, kTile, kMinBlocks>(p, nullptr);
+    const ssmkit::Status st = ssmkit::causal_conv1d_fwd<T, T, 4, false, kTile, kMinBlocks, 0, kThreads>(p, nullptr);
     if (!st.ok()) std::printf("error: %s\n", st.message());
   });
-  std::snprintf(buf, sizeof buf, "cf %s tile %d minblocks %d tile-per-block", shape, kTile, kMinBlocks);
+  std::snprintf(buf, sizeof buf, "cf %s tile %d minblocks %d threads %d tile-per-block", shape, kTile, kMinBlocks,
+                kThreads);
   report(buf, s, [](const CausalConv1dParams& p) {
     const int64_t tiles = p.batch * p.dim * Tr::num_tiles(p);
     ssmkit::causal_conv1d_fwd_channel_first_kernel<Tr><<<unsigned(tiles), Tr::kThreads>>>(p);
@@ -216,25 +217,33 @@ int main() {
     channel_first<bf16, 2048, 8>(s, "bf16 B8 D3072 L2048");
     channel_first<bf16, 2048, 6>(s, "bf16 B8 D3072 L2048");
     channel_first<bf16, 1024, 8>(s, "bf16 B8 D3072 L2048");
-    channel_first<bf16, 1024, 12>(s, "bf16 B8 D3072 L2048");
     channel_first<bf16, 4096, 4>(s, "bf16 B8 D3072 L2048");
-    channel_first<bf16, 4096, 8>(s, "bf16 B8 D3072 L2048");
     channel_first<bf16, 2048, 12>(s, "bf16 B8 D3072 L2048");
-    channel_first<bf16, 2048, 16>(s, "bf16 B8 D3072 L2048");
+    channel_first<bf16, 2048, 4, 256>(s, "bf16 B8 D3072 L2048");
+    channel_first<bf16, 2048, 6, 256>(s, "bf16 B8 D3072 L2048");
+    channel_first<bf16, 2048, 8, 256>(s, "bf16 B8 D3072 L2048");
+    channel_first<bf16, 4096, 4, 256>(s, "bf16 B8 D3072 L2048");
+    channel_first<bf16, 4096, 2, 512>(s, "bf16 B8 D3072 L2048");
+    channel_first<bf16, 4096, 4, 512>(s, "bf16 B8 D3072 L2048");
     copy_same_size(s, "bf16 B8 D3072 L2048");
   }
   {
     FwdSets s(DType::kFloat32, 8, 3072, 2048, false);
     channel_first<float, 1024, 8>(s, "fp32 B8 D3072 L2048");
     channel_first<float, 512, 12>(s, "fp32 B8 D3072 L2048");
+    channel_first<float, 1024, 4, 256>(s, "fp32 B8 D3072 L2048");
+    channel_first<float, 1024, 8, 256>(s, "fp32 B8 D3072 L2048");
+    channel_first<float, 2048, 4, 256>(s, "fp32 B8 D3072 L2048");
   }
   {
     FwdSets s(DType::kBFloat16, 4, 10240, 4096, false);
     channel_first<bf16, 2048, 8>(s, "bf16 B4 D10240 L4096");
     channel_first<bf16, 1024, 8>(s, "bf16 B4 D10240 L4096");
-    channel_first<bf16, 4096, 8>(s, "bf16 B4 D10240 L4096");
-    channel_first<bf16, 2048, 12>(s, "bf16 B4 D10240 L4096");
-    channel_first<bf16, 2048, 16>(s, "bf16 B4 D10240 L4096");
+    channel_first<bf16, 2048, 4, 256>(s, "bf16 B4 D10240 L4096");
+    channel_first<bf16, 2048, 6, 256>(s, "bf16 B4 D10240 L4096");
+    channel_first<bf16, 2048, 8, 256>(s, "bf16 B4 D10240 L4096");
+    channel_first<bf16, 4096, 4, 256>(s, "bf16 B4 D10240 L4096");
+    channel_first<bf16, 4096, 4, 512>(s, "bf16 B4 D10240 L4096");
     copy_same_size(s, "bf16 B4 D10240 L4096");
   }
   for (int shape = 0; shape < 2; ++shape) {

@@ -57,6 +57,8 @@ struct ConvDefaultConfig {
       kChannelLast ? (kChannelBytes >= 8 ? 64 / kChannelBytes : 8) : 128 * 2 * kVecElems<T>;
   //! Blocks per SM the register budget is sized for.
   static constexpr int kMinBlocksPerSM = kChannelLast ? (kWideChannels ? 3 : 4) : (kWidth > 5 ? 6 : 8);
+  //! Threads per block.
+  static constexpr int kThreads = 128;
 };
 
 //! Default configuration of the conv1d decode update: batch entries per thread of the
@@ -95,14 +97,16 @@ Status check_conv_types(DType dtype, DType weight_dtype) {
 //! @tparam kTileLen     positions per tile (channel-last: per chunk)
 //! @tparam kMinBlocks   blocks per SM the register budget is sized for
 //! @tparam kChannels    channel-last: channels per thread
+//! @tparam kThreads     threads per block
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
 template <typename T, typename TW, int kWidth, bool kChannelLast,
           int kTileLen = ConvDefaultConfig<T, kChannelLast, kWidth>::kTileLen,
           int kMinBlocks = ConvDefaultConfig<T, kChannelLast, kWidth>::kMinBlocksPerSM,
-          int kChannels = ConvDefaultConfig<T, kChannelLast, kWidth>::kChannels>
+          int kChannels = ConvDefaultConfig<T, kChannelLast, kWidth>::kChannels,
+          int kThreads = ConvDefaultConfig<T, kChannelLast, kWidth>::kThreads>
 Status causal_conv1d_fwd(const CausalConv1dParams& p, cudaStream_t stream) {
-  using Traits = CausalConv1dTraits<T, TW, kWidth, kTileLen, kChannelLast, kMinBlocks, kChannels>;
+  using Traits = CausalConv1dTraits<T, TW, kWidth, kTileLen, kChannelLast, kMinBlocks, kChannels, kThreads>;
   SSMKIT_TRY(can_implement(p));
   SSMKIT_TRY((detail::check_conv_types<T, TW>(p.dtype, p.weight_dtype)));
   if (p.width != kWidth)

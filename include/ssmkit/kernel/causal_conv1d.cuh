@@ -92,15 +92,16 @@ constexpr int conv_channels(int width) {
 //! @tparam kMinBlocksPerSM_ blocks per SM the register budget is sized for (__launch_bounds__)
 //! @tparam kChannels_   channel-last: channels per thread (0: the largest power of two that
 //!                      is at most 16 / W and fits 16 bytes)
+//! @tparam kThreads_    threads per block (a multiple of 32)
 template <typename T, typename TW, int kWidth_, int kTileLen_, bool kChannelLast_,
-          int kMinBlocksPerSM_ = 1, int kChannels_ = 0>
+          int kMinBlocksPerSM_ = 1, int kChannels_ = 0, int kThreads_ = 128>
 struct CausalConv1dTraits {
   using Element = T;                             //!< Element type of x and out.
   using Weight = TW;                             //!< Element type of weight and bias.
   static constexpr int kWidth = kWidth_;         //!< Filter taps.
   static constexpr int kTileLen = kTileLen_;     //!< Positions per tile (channel-last: chunk).
   static constexpr bool kChannelLast = kChannelLast_;  //!< Channel-last kernel.
-  static constexpr int kThreads = 128;           //!< Threads per block.
+  static constexpr int kThreads = kThreads_;     //!< Threads per block.
   //! Blocks per SM for __launch_bounds__: the requested number, at most what the SM holds.
   static constexpr int kMinBlocksPerSM =
       kMinBlocksPerSM_ * kThreads <= SSMKIT_MAX_THREADS_PER_SM ? kMinBlocksPerSM_
@@ -262,13 +263,29 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSM)
   const int64_t tiles = Traits::num_tiles(p);
   const int64_t total = p.batch * p.dim * tiles;
   const int64_t grid = gridDim.x, bid = blockIdx.x;
-  const int64_t per = total / grid, extra = total % grid;
-  int64_t left = per + (bid < extra ? 1 : 0);
-  if (left == 0) return;
-  const int64_t first = bid * per + (bid < extra ? bid : extra);
-  int64_t tile = first % tiles;
-  const int64_t row = first / tiles;
-  int64_t d = row % p.dim, b = row / p.dim;
+  // One tile per block (the launcher's grid) needs no division of the range; the tile's
+  // coordinates take 32-bit divisions where they fit (64-bit ones cost about as many
+  // instructions as convolving a tile of 2048 positions).
+  int64_t left = 1, first = bid;
+  if (grid != total) {
+    const int64_t per = total / grid, extra = total % grid;
+    left = per + (bid < extra ? 1 : 0);
+    if (left == 0) return;
+    first = bid * per + (bid < extra ? bid : extra);
+  }
+  int64_t tile, d, b;
+  if (total <= int64_t(0xffffffffu)) {
+    const uint32_t f32 = uint32_t(first), t32 = uint32_t(tiles), d32 = uint32_t(p.dim);
+    const uint32_t row = f32 / t32;
+    tile = f32 - row * t32;
+    b = row / d32;
+    d = row - uint32_t(b) * d32;
+  } else {
+    const int64_t row = first / tiles;
+    tile = first - row * tiles;
+    b = row / p.dim;
+    d = row - b * p.dim;
+  }
 
   // The next tile's loads are issued before the current tile is convolved and stored.
   detail::ChannelFirstStage<Traits> cur, nxt;
