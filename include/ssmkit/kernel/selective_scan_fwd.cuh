@@ -146,7 +146,7 @@ struct SelectiveScanTraits {
 };
 
 //! Bytes the L2 fetches around each 16-byte input load of the scan (the PTX prefetch-size
-//! qualifier of ld.global.nc: 0 for none, 64, 128 or 256). A thread reads one 16-byte vector of
+//! qualifier of ld.global.nc, sm_80 and newer: 0 for none, 64, 128 or 256). A thread reads one 16-byte vector of
 //! a row per tile and the next tiles of the row follow it, so with 256 the loads of the next
 //! tiles of a row hit the L2 instead of waiting for DRAM.
 #ifndef SSMKIT_SCAN_L2_PREFETCH
@@ -155,10 +155,13 @@ struct SelectiveScanTraits {
 
 namespace detail {
 
-// 16-byte read-only load with the L2 prefetch size of SSMKIT_SCAN_L2_PREFETCH.
+// 16-byte read-only load with the L2 prefetch size of SSMKIT_SCAN_L2_PREFETCH (sm_80 and
+// newer; a plain read-only load before).
 SSMKIT_DEVICE uint4 ldg_prefetch(const uint4* p) {
   uint4 r;
-#if SSMKIT_SCAN_L2_PREFETCH == 256
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  r = __ldg(p);
+#elif SSMKIT_SCAN_L2_PREFETCH == 256
   asm("ld.global.nc.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
 #elif SSMKIT_SCAN_L2_PREFETCH == 128
   asm("ld.global.nc.L2::128B.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
