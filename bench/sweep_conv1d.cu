@@ -9,6 +9,7 @@
 #include <ssmkit/causal_conv1d.cuh>
 
 #include <cstdio>
+#include <utility>
 #include <vector>
 
 #include "bench_common.cuh"
@@ -196,6 +197,28 @@ void update_cases() {
       auto pct = [&](double ms) { return 100.0 * bytes / (ms * 1e-3) / (g_copy_gbs * 1e9); };
       std::printf("update B%-3lld %s rows1 %.2f us (%.1f%%)  rows2 %.2f us (%.1f%%)  rows4 %.2f us (%.1f%%)\n",
                   (long long)B, pdl ? "pdl   " : "no-pdl", r1 * 1e3, pct(r1), r2 * 1e3, pct(r2), r4 * 1e3, pct(r4));
+    }
+    // What a copy of the same bytes gets as a graph node: state and x read, state and out
+    // written, one 16-byte vector per thread (the update's own ceiling at this size).
+    std::vector<std::pair<uint4*, uint4*>> cps;
+    const size_t nv = (nstate + nx) * 2 / 16;
+    for (int s = 0; s < sets; ++s) {
+      void *src, *dst;
+      BENCH_CUDA(cudaMalloc(&src, nv * 16));
+      BENCH_CUDA(cudaMalloc(&dst, nv * 16));
+      bufs.insert(bufs.end(), {src, dst});
+      ssmkit_bench::fill(src, nv * 8, DType::kBFloat16, 1000 + s, -1.f, 1.f);
+      cps.emplace_back(static_cast<uint4*>(src), static_cast<uint4*>(dst));
+    }
+    BENCH_CUDA(cudaDeviceSynchronize());
+    for (bool cs : {false, true}) {
+      const double ms = ssmkit_bench::graph_ms_per_call(*g_timer, 200, 20, [&](int i, cudaStream_t stream) {
+        const auto& c = cps[i % cps.size()];
+        if (cs) copy_kernel_cs<<<unsigned((nv + 255) / 256), 256, 0, stream>>>(c.first, c.second, nv);
+        else copy_kernel<<<unsigned((nv + 255) / 256), 256, 0, stream>>>(c.first, c.second, nv);
+      });
+      std::printf("update B%-3lld copy kernel of the same bytes per graph node%s %.2f us (%.1f%%)\n", (long long)B,
+                  cs ? ", streaming hints" : "", ms * 1e3, 100.0 * bytes / (ms * 1e-3) / (g_copy_gbs * 1e9));
     }
     for (void* b : bufs) BENCH_CUDA(cudaFree(b));
   }

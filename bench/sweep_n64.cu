@@ -11,12 +11,13 @@ namespace sweep {
 void sweep_n64(double rate) {
   for (Shape s : {Shape{4, 2048, 2048, 64}, Shape{8, 2048, 2048, 64}}) {
     run<64, 8, 32, 512>(s, rate);
-    run<64, 16, 32, 128>(s, rate);
-    run<64, 16, 32, 128, 2, true>(s, rate);
-    run<64, 16, 32, 128, 3, true>(s, rate);
-    run<64, 8, 32, 256>(s, rate);
-    run<64, 16, 16, 256>(s, rate);
-    run<64, 8, 16, 512>(s, rate);
+    run<64, 8, 32, 128, 2, 1, 1, false>(s, rate);  // pipelined, B and C as floats
+    run<64, 8, 32, 128, 2, 2, 1, false>(s, rate);  // the same, element work first
+    run<64, 8, 32, 128, 3, 1, 1, false>(s, rate);
+    run<64, 8, 32, 128, 2, 1, 1, true>(s, rate);   // 16-bit B and C rows
+    run<64, 8, 32, 256, 2, 1, 1, false>(s, rate);
+    run<64, 8, 32, 256, 2, 2, 1, false>(s, rate);
+    run<64, 16, 32, 128, 2, 1, 1, false>(s, rate);
   }
 }
 
