@@ -15,10 +15,10 @@ void sweep_split(double rate) {
                   Shape{2, 2560, 8192, 16}, Shape{1, 5120, 4096, 16}, Shape{1, 768, 32768, 16}}) {
     run<16, 0, 0, 0>(s, rate);     // the run-time launcher
     run<16, 2, 64, 128>(s, rate);  // the few-channels configuration
-    run<16, 4, 32, 128, 2, true>(s, rate);
-    run<16, 4, 32, 128, 3, true>(s, rate);
-    run<16, 8, 32, 128, 2, true>(s, rate);
-    run<16, 8, 32, 64, 3, true>(s, rate);
+    run<16, 4, 32, 128, 2, 1>(s, rate);
+    run<16, 4, 32, 128, 3, 1>(s, rate);
+    run<16, 8, 32, 128, 2, 1>(s, rate);
+    run<16, 8, 32, 64, 3, 1>(s, rate);
   }
 }
 

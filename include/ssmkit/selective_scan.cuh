@@ -75,7 +75,7 @@ struct ScanFewChannelsConfig<16> {
   static constexpr int kTileLen = 64;         //!< Time steps per tile.
   static constexpr int kThreads = 128;        //!< Threads per block.
   static constexpr int kMinBlocks = 0;        //!< Register budget (0: the traits' rule).
-  static constexpr int kPipeline = 0;    //!< Software-pipelined main loop.
+  static constexpr int kPipeline = 0;         //!< Main loop: plain.
   static constexpr int kChannelsPerThread = 1;  //!< Channels per thread.
   static constexpr bool kPackedBC = false;      //!< 16-bit B and C in shared memory (pipelined only).
 };

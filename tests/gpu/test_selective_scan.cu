@@ -601,10 +601,10 @@ TEST_CASE("selective scan: pipelined main loop and two channels per thread", "[g
   check_pipeline_configs<__nv_bfloat16>(DType::kBFloat16);
   check_pipeline_configs<__half>(DType::kFloat16);
   for (const ScanCase& c : pipeline_cases(DType::kFloat32)) {
-    check_config<float, 4, 16, 128, 3, true, 1>(c);
-    check_config<float, 4, 16, 64, 3, true, 2>(c);
+    check_config<float, 4, 16, 128, 3, 1, 1>(c);
+    check_config<float, 4, 16, 64, 3, 1, 2>(c);
   }
-  for (const ScanCase& c : pipeline_conv_cases(DType::kFloat32)) check_config<float, 4, 16, 128, 3, true, 1>(c);
+  for (const ScanCase& c : pipeline_conv_cases(DType::kFloat32)) check_config<float, 4, 16, 128, 3, 1, 1>(c);
 }
 
 // Configurations the sweeps time as candidates for the run-time launcher's rules: fp32 at
@@ -614,10 +614,10 @@ TEST_CASE("selective scan: pipelined main loop and two channels per thread", "[g
 TEST_CASE("selective scan: candidate configurations at N = 16", "[gpu][scan][pipeline]") {
   for (const ScanCase& c : pipeline_cases(DType::kFloat32)) check_config<float, 2, 32, 128, 0, false, 1>(c);
   for (const ScanCase& c : pipeline_cases(DType::kBFloat16)) {
-    check_config<__nv_bfloat16, 8, 32, 128, 2, true, 1>(c);
-    check_config<__nv_bfloat16, 8, 32, 64, 3, true, 1>(c);
+    check_config<__nv_bfloat16, 8, 32, 128, 2, 1, 1>(c);
+    check_config<__nv_bfloat16, 8, 32, 64, 3, 1, 1>(c);
   }
-  for (const ScanCase& c : pipeline_cases(DType::kFloat16)) check_config<__half, 8, 32, 128, 2, true, 1>(c);
+  for (const ScanCase& c : pipeline_cases(DType::kFloat16)) check_config<__half, 8, 32, 128, 2, 1, 1>(c);
 }
 
 TEST_CASE("selective scan: pipelined main loop, sanitizer size", "[gpu][scan][sanitize]") {
@@ -627,21 +627,21 @@ TEST_CASE("selective scan: pipelined main loop, sanitizer size", "[gpu][scan][sa
   c.dim = 64;
   c.seqlen = 167;
   c.seed = 4242;
-  check_config<__nv_bfloat16, 4, 32, 128, 3, true, 1>(c);
-  check_config<__nv_bfloat16, 4, 32, 128, 3, true, 1, 16, false>(c);
-  check_config<__nv_bfloat16, 4, 16, 64, 3, true, 2>(c);
+  check_config<__nv_bfloat16, 4, 32, 128, 3, 1, 1>(c);
+  check_config<__nv_bfloat16, 4, 32, 128, 3, 1, 1, 16, false>(c);
+  check_config<__nv_bfloat16, 4, 16, 64, 3, 1, 2>(c);
   c.dim = 40;
-  check_config<__nv_bfloat16, 4, 16, 64, 3, true, 2>(c);
+  check_config<__nv_bfloat16, 4, 16, 64, 3, 1, 2>(c);
   c.dstate = 29;
-  check_config<__nv_bfloat16, 8, 32, 128, 2, true, 1, 32>(c);
+  check_config<__nv_bfloat16, 8, 32, 128, 2, 1, 1, 32>(c);
   c.dim = 64;
   c.dstate = 32;
   c.dtype = DType::kFloat16;
-  check_config<__half, 8, 32, 128, 2, true, 1, 32>(c);
+  check_config<__half, 8, 32, 128, 2, 1, 1, 32>(c);
   // The fused conv in the pipelined loop.
   c.dtype = DType::kBFloat16;
   c.dstate = 16;
   c.conv_w = 4;
-  check_config<__nv_bfloat16, 4, 32, 128, 3, true, 1>(c);
-  check_config<__nv_bfloat16, 4, 32, 128, 3, true, 1, 16, false>(c);
+  check_config<__nv_bfloat16, 4, 32, 128, 3, 1, 1>(c);
+  check_config<__nv_bfloat16, 4, 32, 128, 3, 1, 1, 16, false>(c);
 }

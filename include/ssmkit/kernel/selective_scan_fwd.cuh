@@ -157,18 +157,17 @@ namespace detail {
 
 // 16-byte read-only load with the L2 prefetch size of SSMKIT_SCAN_L2_PREFETCH (sm_80 and
 // newer; a plain read-only load before).
+#define SSMKIT_DETAIL_STR2(x) #x
+#define SSMKIT_DETAIL_STR(x) SSMKIT_DETAIL_STR2(x)
 SSMKIT_DEVICE uint4 ldg_prefetch(const uint4* p) {
   uint4 r;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800) || \
+    (SSMKIT_SCAN_L2_PREFETCH != 64 && SSMKIT_SCAN_L2_PREFETCH != 128 && SSMKIT_SCAN_L2_PREFETCH != 256)
   r = __ldg(p);
-#elif SSMKIT_SCAN_L2_PREFETCH == 256
-  asm("ld.global.nc.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
-#elif SSMKIT_SCAN_L2_PREFETCH == 128
-  asm("ld.global.nc.L2::128B.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
-#elif SSMKIT_SCAN_L2_PREFETCH == 64
-  asm("ld.global.nc.L2::64B.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
 #else
-  r = __ldg(p);
+  asm("ld.global.nc.L2::" SSMKIT_DETAIL_STR(SSMKIT_SCAN_L2_PREFETCH) "B.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+      : "l"(p));
 #endif
   return r;
 }
