@@ -19,7 +19,11 @@
 #                                         SANITIZE_TOOLS="memcheck racecheck": the sanitizer
 #                                         tools to run (default all four),
 #                                         SANITIZE_EARLY=1: run the sanitizers alongside the
-#                                         GPU tests (neither is timed), before the benchmark)
+#                                         GPU tests (neither is timed), before the benchmark,
+#                                         GPU_TESTS="[conv1d],[conv]": a Catch2 test spec for
+#                                         the GPU tests (default all),
+#                                         SANITIZE_SPEC="[conv1d][sanitize]": the sanitizers'
+#                                         test spec (default "[sanitize],[device]"))
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-gpu}
@@ -73,7 +77,7 @@ start_sanitizers() {
   else
     for tool in "${san_tools[@]}"; do
       timeout "${SANITIZE_TIMEOUT:-420}" compute-sanitizer --tool "$tool" --error-exitcode 9 \
-        "$build/tests/ssmkit_gpu_tests" "[sanitize],[device]" >"$out/sanitize_$tool.log" 2>&1 &
+        "$build/tests/ssmkit_gpu_tests" "${SANITIZE_SPEC:-[sanitize],[device]}" >"$out/sanitize_$tool.log" 2>&1 &
       san_pids+=($!)
     done
   fi
@@ -107,8 +111,8 @@ fi
 [ -n "${SANITIZE_EARLY:-}" ] && start_sanitizers
 if [ -z "${SKIP_GPU_TESTS:-}" ]; then
   t1=$(date +%s)
-  "$build/tests/ssmkit_gpu_tests" >"$out/gpu_tests.log" 2>&1
-  note "gpu tests: $(tail -3 "$out/gpu_tests.log" | grep -E 'passed|failed' | tr -s ' ') ($(( $(date +%s) - t1 )) s)"
+  "$build/tests/ssmkit_gpu_tests" ${GPU_TESTS:+"$GPU_TESTS"} >"$out/gpu_tests.log" 2>&1
+  note "gpu tests${GPU_TESTS:+ ($GPU_TESTS)}: $(tail -3 "$out/gpu_tests.log" | grep -E 'passed|failed' | tr -s ' ') ($(( $(date +%s) - t1 )) s)"
   if grep -q "FAILED" "$out/gpu_tests.log"; then grep -B5 -A25 "FAILED" "$out/gpu_tests.log" | head -120; fi
 fi
 [ -n "${SANITIZE_EARLY:-}" ] && finish_sanitizers
