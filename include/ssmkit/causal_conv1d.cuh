@@ -59,8 +59,6 @@ struct ConvDefaultConfig {
   static constexpr int kMinBlocksPerSM = kChannelLast ? (kWideChannels ? 3 : 4) : (kWidth > 5 ? 6 : 8);
   //! Threads per block.
   static constexpr int kThreads = 128;
-  //! Channel-last: chunks in flight while one is convolved.
-  static constexpr int kDepth = 1;
 };
 
 //! Default configuration of the conv1d decode update: batch entries per thread of the
@@ -100,18 +98,15 @@ Status check_conv_types(DType dtype, DType weight_dtype) {
 //! @tparam kMinBlocks   blocks per SM the register budget is sized for
 //! @tparam kChannels    channel-last: channels per thread
 //! @tparam kThreads     threads per block
-//! @tparam kDepth       channel-last: chunks in flight while one is convolved
 //! @param[in] p      the call's arguments
 //! @param[in] stream stream to launch on
 template <typename T, typename TW, int kWidth, bool kChannelLast,
           int kTileLen = ConvDefaultConfig<T, kChannelLast, kWidth>::kTileLen,
           int kMinBlocks = ConvDefaultConfig<T, kChannelLast, kWidth>::kMinBlocksPerSM,
           int kChannels = ConvDefaultConfig<T, kChannelLast, kWidth>::kChannels,
-          int kThreads = ConvDefaultConfig<T, kChannelLast, kWidth>::kThreads,
-          int kDepth = ConvDefaultConfig<T, kChannelLast, kWidth>::kDepth>
+          int kThreads = ConvDefaultConfig<T, kChannelLast, kWidth>::kThreads>
 Status causal_conv1d_fwd(const CausalConv1dParams& p, cudaStream_t stream) {
-  using Traits =
-      CausalConv1dTraits<T, TW, kWidth, kTileLen, kChannelLast, kMinBlocks, kChannels, kThreads, kDepth>;
+  using Traits = CausalConv1dTraits<T, TW, kWidth, kTileLen, kChannelLast, kMinBlocks, kChannels, kThreads>;
   SSMKIT_TRY(can_implement(p));
   SSMKIT_TRY((detail::check_conv_types<T, TW>(p.dtype, p.weight_dtype)));
   if (p.width != kWidth)

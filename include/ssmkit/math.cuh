@@ -78,39 +78,6 @@ SSMKIT_HOST_DEVICE float silu_fast(float x) {
 #endif
 }
 
-//! 1/x (device: rcp.approx.ftz.f32, one MUFU.RCP; host: 1 / x).
-SSMKIT_HOST_DEVICE float fast_rcp(float x) {
-#if defined(__CUDA_ARCH__)
-  float y;
-  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-#else
-  return 1.f / x;
-#endif
-}
-
-//! silu of two values with three MUFU operations (two ex2, one rcp) instead of four: each is
-//! x / d with d = 1 + exp(-x), and 1 / d0 = d1 / (d0 d1). The exponential is capped at 2^63,
-//! so d0 d1 stays finite; where both are capped (x below about -43.6) the results are below
-//! 2e-17 in magnitude and may flush to 0. Relative error below 1e-6 for x >= -16 and below
-//! 4e-6 down to -43 (the float argument of exp carries the error).
-SSMKIT_HOST_DEVICE void silu_fast_pair(float& x0, float& x1) {
-  constexpr float kCap = 9.223372036854775808e18f;  // 2^63
-  const float d0 = 1.f + fminf(fast_exp2(-x0 * kLog2e), kCap);
-  const float d1 = 1.f + fminf(fast_exp2(-x1 * kLog2e), kCap);
-  const float r = fast_rcp(d0 * d1);
-  x0 *= d1 * r;
-  x1 *= d0 * r;
-}
-
-//! silu_fast_pair() over an array: pairs of neighbours, silu_fast() for an odd last one.
-template <int kN>
-SSMKIT_HOST_DEVICE void silu_fast_all(float (&x)[kN]) {
-  SSMKIT_PRAGMA_UNROLL
-  for (int i = 0; i + 1 < kN; i += 2) silu_fast_pair(x[i], x[i + 1]);
-  if constexpr (kN % 2 == 1) x[kN - 1] = silu_fast(x[kN - 1]);
-}
-
 //! Double-precision softplus with the same threshold, for references.
 inline double softplus_ref(double x) { return x > 20.0 ? x : std::log1p(std::exp(x)); }
 

@@ -156,33 +156,6 @@ ssmkit::Status launch_channel_first_grid(const ssmkit::CausalConv1dParams& p, un
   return e == cudaSuccess ? ssmkit::Status::Ok() : ssmkit::Status::FromCuda(e, "channel-first kernel");
 }
 
-// The channel-last kernel of the default configuration for width kW with kDepth chunks in
-// flight, each thread walking runs of run_chunks chunks.
-template <typename T, int kW, int kDepth>
-ssmkit::Status launch_channel_last_depth(const ssmkit::CausalConv1dParams& p, int run_chunks) {
-  using Cfg = ssmkit::ConvDefaultConfig<T, true, kW>;
-  using Tr = ssmkit::CausalConv1dTraits<T, T, kW, Cfg::kTileLen, true, Cfg::kMinBlocksPerSM, Cfg::kChannels,
-                                        Cfg::kThreads, kDepth>;
-  const int64_t run = int64_t(run_chunks) * Tr::kChunk;
-  ssmkit::causal_conv1d_fwd_channel_last_kernel<Tr><<<unsigned(Tr::grid_size(p, 1, run)), Tr::kThreads>>>(p, run);
-  const cudaError_t e = cudaGetLastError();
-  return e == cudaSuccess ? ssmkit::Status::Ok() : ssmkit::Status::FromCuda(e, "channel-last kernel");
-}
-
-template <typename T, int kW>
-void check_channel_last_depths(FwdProblem& pb, int run_chunks) {
-  const auto one = [&](auto depth) {
-    constexpr int kD = decltype(depth)::value;
-    INFO("chunks in flight " << kD << ", run of " << run_chunks << " chunks");
-    pb.dout.poison();
-    pb.dfinal.poison();
-    pb.check(launch_channel_last_depth<T, kW, kD>(pb.dev, run_chunks));
-  };
-  one(std::integral_constant<int, 1>{});
-  one(std::integral_constant<int, 2>{});
-  one(std::integral_constant<int, 3>{});
-}
-
 void check_fwd(const FwdCase& c) {
   INFO(c.name());
   FwdProblem pb(c);
@@ -297,39 +270,6 @@ TEST_CASE("conv1d forward: several tiles per block and long runs per thread", "[
           pb.check(t == DType::kFloat32   ? launch_channel_first_grid<float>(pb.dev, 7)
                    : t == DType::kFloat16 ? launch_channel_first_grid<__half>(pb.dev, 7)
                                           : launch_channel_first_grid<__nv_bfloat16>(pb.dev, 7));
-        }
-      }
-}
-
-TEST_CASE("conv1d forward: channel-last with 1, 2 and 3 chunks in flight, every width",
-          "[gpu][conv1d][sanitize]") {
-  // Runs of 1 chunk up to whole rings several times over with a partial last ring; a partial
-  // channel group (dim 37); with initial states, with seq_idx.
-  uint64_t seed = 1700;
-  for (DType t : kTypes)
-    for (int opt = 0; opt < 3; ++opt)
-      for (int W = 1; W <= 8; ++W) {
-        FwdCase c;
-        c.dtype = t;
-        c.wdtype = t;
-        c.channel_last = true;
-        c.batch = 2;
-        c.dim = 37;
-        c.seqlen = 301;
-        c.width = W;
-        c.init = opt == 1 && W > 1;  // width 1 keeps no state
-        c.seq_idx = opt == 2;
-        c.seed = seed++;
-        INFO(c.name());
-        FwdProblem pb(c);
-        for (int run_chunks : {1, 5, 11, 1000}) {
-          ssmkit::dispatch_conv_width(W, [&](auto w) {
-            constexpr int kW = decltype(w)::value;
-            if (t == DType::kFloat32) check_channel_last_depths<float, kW>(pb, run_chunks);
-            else if (t == DType::kFloat16) check_channel_last_depths<__half, kW>(pb, run_chunks);
-            else check_channel_last_depths<__nv_bfloat16, kW>(pb, run_chunks);
-            return ssmkit::Status::Ok();
-          });
         }
       }
 }

@@ -620,30 +620,6 @@ TEST_CASE("selective scan: candidate configurations at N = 16", "[gpu][scan][pip
   for (const ScanCase& c : pipeline_cases(DType::kFloat16)) check_config<__half, 8, 32, 128, 2, 1, 1>(c);
 }
 
-// The pipelined loop with 8 states per thread, float B and C rows and 2 blocks of 128 threads
-// per SM at N = 64 (ScanSm90Config<T, 64>'s candidates), on the pipelined-loop cases with
-// N = 64 (or the case's own smaller N) and with the fused conv1d.
-TEST_CASE("selective scan: candidate configurations at N = 64", "[gpu][scan][pipeline]") {
-  for (const ScanCase& c0 : pipeline_cases(DType::kBFloat16)) {
-    ScanCase c = c0;
-    if (c.dstate == 16) c.dstate = 64;
-    check_config<__nv_bfloat16, 8, 32, 128, 2, 1, 1, 64, false>(c);
-    check_config<__nv_bfloat16, 8, 32, 128, 2, 2, 1, 64, false>(c);
-  }
-  for (const ScanCase& c0 : pipeline_cases(DType::kFloat16)) {
-    ScanCase c = c0;
-    if (c.dstate == 16) c.dstate = 64;
-    check_config<__half, 8, 32, 128, 2, 1, 1, 64, false>(c);
-    check_config<__half, 8, 32, 128, 2, 2, 1, 64, false>(c);
-  }
-  for (const ScanCase& c0 : pipeline_conv_cases(DType::kBFloat16)) {
-    ScanCase c = c0;
-    c.dstate = 64;
-    check_config<__nv_bfloat16, 8, 32, 128, 2, 1, 1, 64, false>(c);
-    check_config<__nv_bfloat16, 8, 32, 128, 2, 2, 1, 64, false>(c);
-  }
-}
-
 TEST_CASE("selective scan: pipelined main loop, sanitizer size", "[gpu][scan][sanitize]") {
   ScanCase c;
   c.dtype = DType::kBFloat16;

@@ -15,7 +15,6 @@
 #include <cmath>
 #include <set>
 #include <string>
-#include <vector>
 
 TEST_CASE("softplus, silu and exp2 on the host", "[host][math]") {
   for (float x : {-30.f, -5.f, -0.5f, 0.f, 0.3f, 5.f, 19.9f}) {
@@ -44,36 +43,6 @@ TEST_CASE("softplus, silu and exp2 on the host", "[host][math]") {
   CHECK(worst_far < 4e-6);
   CHECK(ssmkit::softplus_fast(20.5f) == 20.5f);
   CHECK(ssmkit::fast_exp2(3.f) == 8.f);
-  // silu_fast_pair (one reciprocal for two): every pairing of a grid of values down to -90,
-  // both positions; relative error below 1e-6 for x >= -16, below 4e-6 down to -43, and
-  // finite results below 2e-17 in magnitude further down.
-  std::vector<float> xs;
-  for (int i = 0; i <= 600; ++i) xs.push_back(-90.f + 110.f * float(i) / 600.f);
-  xs.push_back(0.f);
-  double pair_near = 0, pair_far = 0, pair_tail = 0;
-  for (float a : xs)
-    for (float b : xs) {
-      float y0 = a, y1 = b;
-      ssmkit::silu_fast_pair(y0, y1);
-      const float in[2] = {a, b}, got[2] = {y0, y1};
-      for (int k = 0; k < 2; ++k) {
-        const double x = in[k], want = x / (1.0 + std::exp(-x));
-        REQUIRE(std::isfinite(got[k]));
-        if (x >= -16.0)
-          pair_near = std::fmax(pair_near, want == 0 ? std::fabs(got[k]) : std::fabs(got[k] - want) / std::fabs(want));
-        else if (x >= -43.0)
-          pair_far = std::fmax(pair_far, std::fabs(got[k] - want) / std::fabs(want));
-        else
-          pair_tail = std::fmax(pair_tail, std::fabs(double(got[k])));
-      }
-    }
-  CHECK(pair_near < 1e-6);
-  CHECK(pair_far < 4e-6);
-  CHECK(pair_tail < 2e-17);
-  float odd[3] = {-2.f, 0.5f, 3.f};
-  ssmkit::silu_fast_all(odd);
-  CHECK(odd[0] == Approx(-2.0 / (1.0 + std::exp(2.0))).epsilon(1e-6));
-  CHECK(odd[2] == Approx(3.0 / (1.0 + std::exp(-3.0))).epsilon(1e-6));
   CHECK(ssmkit::fast_exp2(-1.5f * ssmkit::kLog2e) == Approx(std::exp(-1.5)).epsilon(1e-6));
 }
 

@@ -93,10 +93,8 @@ constexpr int conv_channels(int width) {
 //! @tparam kChannels_   channel-last: channels per thread (0: the largest power of two that
 //!                      is at most 16 / W and fits 16 bytes)
 //! @tparam kThreads_    threads per block (a multiple of 32)
-//! @tparam kDepth_      channel-last: chunks whose loads are in flight while one is convolved
-//!                      (1..4; each costs kChunk x 16 bytes or less of registers per thread)
 template <typename T, typename TW, int kWidth_, int kTileLen_, bool kChannelLast_,
-          int kMinBlocksPerSM_ = 1, int kChannels_ = 0, int kThreads_ = 128, int kDepth_ = 1>
+          int kMinBlocksPerSM_ = 1, int kChannels_ = 0, int kThreads_ = 128>
 struct CausalConv1dTraits {
   using Element = T;                             //!< Element type of x and out.
   using Weight = TW;                             //!< Element type of weight and bias.
@@ -113,10 +111,8 @@ struct CausalConv1dTraits {
   static constexpr int kItems = kChannelLast ? kVec : kTileLen / kThreads;
   //! Channel-last: channels per thread.
   static constexpr int kChannels = kChannels_ > 0 ? kChannels_ : detail::conv_channels<T>(kWidth);
-  //! Channel-last: positions loaded together.
+  //! Channel-last: positions loaded together (the next chunk is in flight during this one).
   static constexpr int kChunk = kTileLen;
-  //! Channel-last: chunks in flight while one is convolved.
-  static constexpr int kDepth = kDepth_;
   //! Channel-last: raw type of one thread's channels at one position.
   using ChannelVec = typename detail::RawVec<kChannels * static_cast<int>(sizeof(T))>::type;
 
@@ -125,7 +121,6 @@ struct CausalConv1dTraits {
   static_assert(kChannelLast || kTileLen % (kThreads * kVec) == 0,
                 "channel-first tile must give every thread whole vectors");
   static_assert(!kChannelLast || (kChunk >= 1 && kChunk <= 16), "channel-last chunk must be 1..16");
-  static_assert(kDepth >= 1 && kDepth <= 4, "chunks in flight must be 1..4");
 
   //! Channel-first: tiles along the sequence.
   SSMKIT_HOST_DEVICE static int64_t num_tiles(const CausalConv1dParams& p) { return (p.seqlen + kTileLen - 1) / kTileLen; }
@@ -400,61 +395,55 @@ SSMKIT_DEVICE void channel_last_run(const CausalConv1dParams& p, int64_t run_len
     }
   }
 
-  // A ring of kD + 1 chunks: kD are in flight while one is convolved; the slot just read
-  // is refilled with the chunk kD ahead before the next one is convolved.
-  constexpr int kD = Traits::kDepth;
-  constexpr int kR = kD + 1;
-  V buf[kR][kU];
-  int sbuf[kR][kU];
+  V cur[kU], nxt[kU];
+  int scur[kU], snxt[kU];
+  fetch_chunk(t_begin, cur, scur);
+  for (int64_t t0 = t_begin; t0 < t_end; t0 += kU) {
+    if (t0 + kU < t_end) fetch_chunk(t0 + kU, nxt, snxt);
 #pragma unroll
-  for (int i = 0; i < kD; ++i) fetch_chunk(t_begin + i * kU, buf[i], sbuf[i]);
-  for (int64_t r0 = t_begin; r0 < t_end; r0 += kR * kU) {
+    for (int u = 0; u < kU; ++u) {
+      const T* e = reinterpret_cast<const T*>(&cur[u]);
+      float xin[kC], o[kC];
 #pragma unroll
-    for (int i = 0; i < kR; ++i) {
-      const int64_t t0 = r0 + i * kU;
-      if (t0 >= t_end) break;
-      if (t0 + kD * kU < t_end) fetch_chunk(t0 + kD * kU, buf[(i + kD) % kR], sbuf[(i + kD) % kR]);
+      for (int c = 0; c < kC; ++c) {
+        xin[c] = to_float(e[c]);
+        float acc = bias[c];
 #pragma unroll
-      for (int u = 0; u < kU; ++u) {
-        const T* e = reinterpret_cast<const T*>(&buf[i][u]);
-        const int su = sbuf[i][u];
-        float xin[kC], o[kC];
+        for (int k = 0; k < kS; ++k)
+          acc = fmaf(w[c][k], !kSeq || wseq[k] == scur[u] ? win[k][c] : 0.f, acc);
+        acc = fmaf(w[c][kS], xin[c], acc);
+        o[c] = p.silu ? silu_fast(acc) : acc;
+      }
 #pragma unroll
-        for (int c = 0; c < kC; ++c) {
-          xin[c] = to_float(e[c]);
-          float acc = bias[c];
+      for (int k = 0; k + 1 < kS; ++k) {
+        wseq[k] = wseq[k + 1];
 #pragma unroll
-          for (int k = 0; k < kS; ++k)
-            acc = fmaf(w[c][k], !kSeq || wseq[k] == su ? win[k][c] : 0.f, acc);
-          acc = fmaf(w[c][kS], xin[c], acc);
-          o[c] = p.silu ? silu_fast(acc) : acc;
-        }
+        for (int c = 0; c < kC; ++c) win[k][c] = win[k + 1][c];
+      }
+      if constexpr (kS > 0) {
+        wseq[kS - 1] = scur[u];
 #pragma unroll
-        for (int k = 0; k + 1 < kS; ++k) {
-          wseq[k] = wseq[k + 1];
+        for (int c = 0; c < kC; ++c) win[kS - 1][c] = xin[c];
+      }
+      const int64_t pos = t0 + u;
+      if (pos < t_end) {
+        V v;
+        T* oe = reinterpret_cast<T*>(&v);
 #pragma unroll
-          for (int c = 0; c < kC; ++c) win[k][c] = win[k + 1][c];
-        }
-        if constexpr (kS > 0) {
-          wseq[kS - 1] = su;
+        for (int c = 0; c < kC; ++c) oe[c] = from_float<T>(o[c]);
+        if (ovec) {
+          *reinterpret_cast<V*>(op + pos * os) = v;
+        } else {
 #pragma unroll
-          for (int c = 0; c < kC; ++c) win[kS - 1][c] = xin[c];
-        }
-        const int64_t pos = t0 + u;
-        if (pos < t_end) {
-          V v;
-          T* oe = reinterpret_cast<T*>(&v);
-#pragma unroll
-          for (int c = 0; c < kC; ++c) oe[c] = from_float<T>(o[c]);
-          if (ovec) {
-            *reinterpret_cast<V*>(op + pos * os) = v;
-          } else {
-#pragma unroll
-            for (int c = 0; c < kC; ++c)
-              if (c < nc) op[pos * os + c] = oe[c];
-          }
+          for (int c = 0; c < kC; ++c)
+            if (c < nc) op[pos * os + c] = oe[c];
         }
       }
+    }
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      cur[u] = nxt[u];
+      scur[u] = snxt[u];
     }
   }
 

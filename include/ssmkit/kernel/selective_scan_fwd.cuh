@@ -467,9 +467,8 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
       float acc = cb[j];
 #pragma unroll
       for (int k = 0; k < kTaps; ++k) acc = fmaf(cw[j][k], win[i + k], acc);
-      us[i] = acc;
+      us[i] = p.conv.silu ? silu_fast(acc) : acc;
     }
-    if (p.conv.silu) silu_fast_all(us);  // in pairs: one reciprocal per two outputs
   };
 
   // Converts the raw tile to dt, dt*u, B, C in shared memory; keeps u for the epilogue.
@@ -895,19 +894,8 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
           o[i + 3] = fmaf(D_v[j], u_keep[j][i + 3], acc.w);
         }
         if (z) {
-          // With the fused conv, the gates in pairs (one reciprocal per two); the scan alone
-          // keeps one per gate (paired, the SASS of its 3-blocks loop gained local-memory reloads).
-          if constexpr (kConv) {
-            float g[kV];
 #pragma unroll
-            for (int i = 0; i < kV; ++i) g[i] = detail::raw_at<T>(raw_z[j], i);
-            silu_fast_all(g);
-#pragma unroll
-            for (int i = 0; i < kV; ++i) o[i] *= g[i];
-          } else {
-#pragma unroll
-            for (int i = 0; i < kV; ++i) o[i] *= silu_fast(detail::raw_at<T>(raw_z[j], i));
-          }
+          for (int i = 0; i < kV; ++i) o[i] *= silu_fast(detail::raw_at<T>(raw_z[j], i));
         }
         store_from_float<T, kV>(out_ptr[j] + (t0 - t_begin), o, vec_x, valid_t - tv_of[j]);
       }
