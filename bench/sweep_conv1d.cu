@@ -63,7 +63,8 @@ void report(const char* what, const FwdSets& s, F&& launch) {
   std::printf("%-58s %8.4f ms %6.1f%% copy BW\n", what, ms, 100.0 * s.bytes / (ms * 1e-3) / (g_copy_gbs * 1e9));
 }
 
-// Channel-first: through the launcher (one block per tile) and as a bare kernel launch.
+// Channel-first: through the launcher (one block per tile), and as bare kernel launches whose
+// blocks walk 2 and 4 tiles each (the next tile's loads in flight during the current one).
 template <typename T, int kTile, int kMinBlocks, int kThreads = 128>
 void channel_first(const FwdSets& s, const char* shape) {
   using Tr = ssmkit::CausalConv1dTraits<T, T, 4, kTile, false, kMinBlocks, 0, kThreads>;
@@ -73,12 +74,15 @@ void channel_first(const FwdSets& s, const char* shape) {
     const ssmkit::Status st = ssmkit::causal_conv1d_fwd<T, T, 4, false, kTile, kMinBlocks, 0, kThreads>(p, nullptr);
     if (!st.ok()) std::printf("error: %s\n", st.message());
   });
-  std::snprintf(buf, sizeof buf, "cf %s tile %d minblocks %d threads %d tile-per-block", shape, kTile, kMinBlocks,
-                kThreads);
-  report(buf, s, [](const CausalConv1dParams& p) {
-    const int64_t tiles = p.batch * p.dim * Tr::num_tiles(p);
-    ssmkit::causal_conv1d_fwd_channel_first_kernel<Tr><<<unsigned(tiles), Tr::kThreads>>>(p);
-  });
+  for (int per_block : {2, 4}) {
+    std::snprintf(buf, sizeof buf, "cf %s tile %d minblocks %d threads %d %d tiles per block", shape, kTile,
+                  kMinBlocks, kThreads, per_block);
+    report(buf, s, [&](const CausalConv1dParams& p) {
+      const int64_t tiles = p.batch * p.dim * Tr::num_tiles(p);
+      ssmkit::causal_conv1d_fwd_channel_first_kernel<Tr>
+          <<<unsigned((tiles + per_block - 1) / per_block), Tr::kThreads>>>(p);
+    });
+  }
 }
 
 // Channel-last: run lengths for one and for two resident waves.
