@@ -156,6 +156,17 @@ ssmkit::Status launch_channel_first_grid(const ssmkit::CausalConv1dParams& p, un
   return e == cudaSuccess ? ssmkit::Status::Ok() : ssmkit::Status::FromCuda(e, "channel-first kernel");
 }
 
+// The channel-last kernel of a given configuration (chunk, blocks per SM, channels per thread),
+// each thread walking runs of run_chunks chunks.
+template <typename T, int kW, int kChunk, int kMinBlocks, int kChannels>
+ssmkit::Status launch_channel_last_runs(const ssmkit::CausalConv1dParams& p, int run_chunks) {
+  using Tr = ssmkit::CausalConv1dTraits<T, T, kW, kChunk, true, kMinBlocks, kChannels>;
+  const int64_t run = int64_t(run_chunks) * Tr::kChunk;
+  ssmkit::causal_conv1d_fwd_channel_last_kernel<Tr><<<unsigned(Tr::grid_size(p, 1, run)), Tr::kThreads>>>(p, run);
+  const cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? ssmkit::Status::Ok() : ssmkit::Status::FromCuda(e, "channel-last kernel");
+}
+
 void check_fwd(const FwdCase& c) {
   INFO(c.name());
   FwdProblem pb(c);
@@ -272,6 +283,54 @@ TEST_CASE("conv1d forward: several tiles per block and long runs per thread", "[
                                           : launch_channel_first_grid<__nv_bfloat16>(pb.dev, 7));
         }
       }
+}
+
+// A candidate channel-last configuration for 16-bit types up to width 4 (4 channels and 8
+// positions per thread, registers for 3 blocks per SM: 8-byte channel vectors, which no
+// default takes for these types), checked before a launcher rule may take it: through the
+// compile-time launcher and with runs of 1, 5 and up to 1000 chunks per thread; aligned rows
+// (dim 72) and rows that take the element-wise path (dim 37, a partial channel group); plain,
+// with initial states, with seq_idx.
+TEST_CASE("conv1d forward: channel-last candidate with 4 channels and 8 positions per thread",
+          "[gpu][conv1d][sanitize]") {
+  uint64_t seed = 1900;
+  for (DType t : {DType::kFloat16, DType::kBFloat16})
+    for (int64_t dim : {37, 72})
+      for (int opt = 0; opt < 3; ++opt)
+        for (int W = 1; W <= 4; ++W)
+          for (int64_t L : {int64_t(1), int64_t(W > 1 ? W - 1 : 2), int64_t(W), int64_t(9), int64_t(129), int64_t(600)}) {
+            FwdCase c;
+            c.dtype = t;
+            c.wdtype = t;
+            c.channel_last = true;
+            c.batch = 2;
+            c.dim = dim;
+            c.seqlen = L;
+            c.width = W;
+            c.init = opt == 1 && W > 1;
+            c.seq_idx = opt == 2;
+            c.seed = seed++;
+            INFO(c.name());
+            FwdProblem pb(c);
+            ssmkit::dispatch_conv_width(W, [&](auto w) {
+              constexpr int kW = decltype(w)::value;
+              const auto run = [&](auto tag) {
+                using T = typename decltype(tag)::type;
+                pb.dout.poison();
+                pb.dfinal.poison();
+                pb.check(ssmkit::causal_conv1d_fwd<T, T, kW, true, 8, 3, 4>(pb.dev, nullptr));
+                for (int run_chunks : {1, 5, 1000}) {
+                  INFO("runs of " << run_chunks << " chunks");
+                  pb.dout.poison();
+                  pb.dfinal.poison();
+                  pb.check(launch_channel_last_runs<T, kW, 8, 3, 4>(pb.dev, run_chunks));
+                }
+              };
+              if (t == DType::kFloat16) run(ssmkit::TypeTag<__half>{});
+              else run(ssmkit::TypeTag<__nv_bfloat16>{});
+              return ssmkit::Status::Ok();
+            });
+          }
 }
 
 TEST_CASE("conv1d forward: unaligned rows and strided channels", "[gpu][conv1d][sanitize]") {
