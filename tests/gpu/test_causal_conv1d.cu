@@ -145,6 +145,12 @@ struct FwdProblem {
   }
 };
 
+// The launch error of the last bare kernel launch, as a Status naming @p what.
+ssmkit::Status launch_status(const char* what) {
+  const cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? ssmkit::Status::Ok() : ssmkit::Status::FromCuda(e, what);
+}
+
 // The channel-first kernel of the default configuration (W 4) on a grid of `blocks` blocks,
 // fewer than the tiles: every block walks several tiles, crossing rows.
 template <typename T>
@@ -152,8 +158,7 @@ ssmkit::Status launch_channel_first_grid(const ssmkit::CausalConv1dParams& p, un
   using Cfg = ssmkit::ConvDefaultConfig<T, false, 4>;
   using Tr = ssmkit::CausalConv1dTraits<T, T, 4, Cfg::kTileLen, false, Cfg::kMinBlocksPerSM>;
   ssmkit::causal_conv1d_fwd_channel_first_kernel<Tr><<<blocks, Tr::kThreads>>>(p);
-  const cudaError_t e = cudaGetLastError();
-  return e == cudaSuccess ? ssmkit::Status::Ok() : ssmkit::Status::FromCuda(e, "channel-first kernel");
+  return launch_status("channel-first kernel");
 }
 
 // The channel-last kernel of a given configuration (chunk, blocks per SM, channels per thread),
@@ -163,8 +168,7 @@ ssmkit::Status launch_channel_last_runs(const ssmkit::CausalConv1dParams& p, int
   using Tr = ssmkit::CausalConv1dTraits<T, T, kW, kChunk, true, kMinBlocks, kChannels>;
   const int64_t run = int64_t(run_chunks) * Tr::kChunk;
   ssmkit::causal_conv1d_fwd_channel_last_kernel<Tr><<<unsigned(Tr::grid_size(p, 1, run)), Tr::kThreads>>>(p, run);
-  const cudaError_t e = cudaGetLastError();
-  return e == cudaSuccess ? ssmkit::Status::Ok() : ssmkit::Status::FromCuda(e, "channel-last kernel");
+  return launch_status("channel-last kernel");
 }
 
 void check_fwd(const FwdCase& c) {

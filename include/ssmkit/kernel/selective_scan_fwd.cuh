@@ -155,12 +155,13 @@ struct SelectiveScanTraits {
 
 namespace detail {
 
-// 16-byte read-only load with the L2 prefetch size of SSMKIT_SCAN_L2_PREFETCH (sm_80 and
-// newer; a plain read-only load before).
 //! Internal: the spelling of `x` as a string literal.
 #define SSMKIT_DETAIL_STR2(x) #x
 //! Internal: the spelling of `x` as a string literal, after macro expansion.
 #define SSMKIT_DETAIL_STR(x) SSMKIT_DETAIL_STR2(x)
+
+// 16-byte read-only load with the L2 prefetch size of SSMKIT_SCAN_L2_PREFETCH (sm_80 and
+// newer; a plain read-only load before).
 SSMKIT_DEVICE uint4 ldg_prefetch(const uint4* p) {
   uint4 r;
 #if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800) || \
