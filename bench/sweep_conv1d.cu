@@ -85,16 +85,22 @@ void channel_first(const FwdSets& s, const char* shape) {
   }
 }
 
-// Channel-last: run lengths for one and for two resident waves.
-template <typename T, int kChunk, int kMinBlocks, int kChannels>
+// Channel-last: run lengths for one and for two resident waves; with kShortRuns also runs of
+// one and of four chunks (many waves of short-lived threads, as the channel-first grid).
+template <typename T, int kChunk, int kMinBlocks, int kChannels, bool kShortRuns = false>
 void channel_last(const FwdSets& s, const char* shape) {
   using Tr = ssmkit::CausalConv1dTraits<T, T, 4, kChunk, true, kMinBlocks, kChannels>;
-  for (int waves : {1, 2}) {
+  for (int waves : {1, 2, -1, -4}) {
+    if (waves < 0 && !kShortRuns) continue;
     char buf[160];
-    std::snprintf(buf, sizeof buf, "cl %s chunk %d minblocks %d channels %d waves %d", shape, kChunk,
-                  kMinBlocks, kChannels, waves);
+    if (waves > 0)
+      std::snprintf(buf, sizeof buf, "cl %s chunk %d minblocks %d channels %d waves %d", shape, kChunk,
+                    kMinBlocks, kChannels, waves);
+    else
+      std::snprintf(buf, sizeof buf, "cl %s chunk %d minblocks %d channels %d runs of %d chunks", shape,
+                    kChunk, kMinBlocks, kChannels, -waves);
     report(buf, s, [&](const CausalConv1dParams& p) {
-      const int64_t run = Tr::run_length(p, g_sms * waves);
+      const int64_t run = waves > 0 ? Tr::run_length(p, g_sms * waves) : int64_t{-waves} * kChunk;
       ssmkit::causal_conv1d_fwd_channel_last_kernel<Tr>
           <<<unsigned(Tr::grid_size(p, g_sms, run)), Tr::kThreads>>>(p, run);
     });
@@ -279,9 +285,9 @@ int main() {
     FwdSets s(DType::kBFloat16, B, D, L, true);
     launcher(s, name);
     channel_last<bf16, 8, 4, 4>(s, name);
-    channel_last<bf16, 4, 3, 8>(s, name);
+    channel_last<bf16, 4, 3, 8, true>(s, name);
     channel_last<bf16, 4, 4, 4>(s, name);
-    channel_last<bf16, 8, 3, 4>(s, name);
+    channel_last<bf16, 8, 3, 4, true>(s, name);
     channel_last<bf16, 16, 2, 4>(s, name);
     channel_last<bf16, 4, 6, 2>(s, name);
     launcher(s, name);

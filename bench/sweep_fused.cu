@@ -20,6 +20,9 @@ void sweep_fused(double rate) {
       run<16, 4, 32, 128, 3, 1, 1, false>(s, rate);  // B and C as floats in shared memory
       run<16, 4, 32, 128, 3, 2>(s, rate);
       run<16, 4, 32, 128, 3, 2, 1, false>(s, rate);
+      // kPipe 3 and 4: as 1 and 2, the loads copied to shared memory asynchronously.
+      run<16, 4, 32, 128, 3, 3>(s, rate);
+      run<16, 4, 32, 128, 3, 4>(s, rate);
     }
   }
   g_conv_width = 0;

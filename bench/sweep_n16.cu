@@ -21,10 +21,16 @@ void sweep_n16(double rate) {
     run<16, 4, 32, 128, 3, 1, 1, false>(s, rate);  // B and C as floats in shared memory
     run<16, 4, 32, 128, 3, 2>(s, rate);
     run<16, 4, 32, 128, 3, 2, 1, false>(s, rate);
+    // kPipe 3 and 4: as 1 and 2, the loads copied to shared memory asynchronously.
+    run<16, 4, 32, 128, 3, 3>(s, rate);
+    run<16, 4, 32, 128, 3, 4>(s, rate);
+    run<16, 4, 32, 128, 3, 4, 1, false>(s, rate);
     run<16, 4, 32, 128, 2, 1>(s, rate);
     run<16, 4, 32, 128, 2, 1, 1, false>(s, rate);
     run<16, 4, 32, 128, 2, 2>(s, rate);
     run<16, 4, 32, 128, 2, 2, 1, false>(s, rate);
+    run<16, 4, 32, 128, 2, 3, 1, false>(s, rate);
+    run<16, 4, 32, 128, 2, 4, 1, false>(s, rate);
   }
 }
 

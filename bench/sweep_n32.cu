@@ -16,6 +16,7 @@ void sweep_n32(double rate) {
     run<32, 8, 32, 128, 2, 1>(s, rate);
     run<32, 8, 32, 128, 2, 1, 1, false>(s, rate);  // B and C as floats in shared memory
     run<32, 8, 32, 128, 2, 2, 1, false>(s, rate);  // the same, element work first in the loop
+    run<32, 8, 32, 128, 2, 4, 1, false>(s, rate);  // the same, loads copied asynchronously
     run<32, 4, 32, 128>(s, rate);
     run<32, 8, 64, 128>(s, rate);
     run<32, 8, 32, 256>(s, rate);

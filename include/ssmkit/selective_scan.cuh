@@ -299,8 +299,9 @@ Status selective_scan_workspace_size(const SelectiveScanParams& p, size_t& bytes
 //! @tparam kThreads         threads per block
 //! @tparam kMinBlocks       blocks per SM the register budget is sized for (0: the traits' rule)
 //! @tparam kPipeline        0: plain main loop; 1: software-pipelined, the recurrence first in
-//!                          the loop body; 2: pipelined, the element work first
-//!                          (SelectiveScanTraits::kPipelined, kElementFirst)
+//!                          the loop body; 2: pipelined, the element work first; 3 and 4:
+//!                          as 1 and 2, the loads copied to shared memory asynchronously
+//!                          (SelectiveScanTraits::kPipelined, kElementFirst, kAsyncLoads)
 //! @tparam kChannelsPerThread channels per thread (SelectiveScanTraits::kChannelsPerThread)
 //! @tparam kPackedBC        16-bit B and C in shared memory where the loop is pipelined
 //!                          (SelectiveScanTraits::kPackedBC)

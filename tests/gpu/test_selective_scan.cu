@@ -574,6 +574,10 @@ void check_pipeline_configs(DType t) {
     check_config<T, 4, 32, 128, 3, 1, 1>(c);
     check_config<T, 4, 32, 128, 3, 1, 1, 16, false>(c);  // B and C in shared memory as floats
     check_config<T, 4, 32, 128, 3, 2, 1>(c);
+    // kPipe 3 and 4: as 1 and 2, the loads copied to shared memory asynchronously.
+    check_config<T, 4, 32, 128, 3, 3, 1>(c);
+    check_config<T, 4, 32, 128, 3, 4, 1>(c);
+    check_config<T, 4, 32, 128, 2, 4, 1, 16, false>(c);
     check_config<T, 4, 32, 128, 2, 1, 1, 16, false>(c);  // ScanOneWaveConfig<T, 16, 2>
     check_config<T, 4, 16, 64, 3, 1, 2>(c);
     check_config<T, 4, 32, 64, 3, 1, 2>(c);
@@ -582,10 +586,12 @@ void check_pipeline_configs(DType t) {
     ScanCase c32 = c;
     if (c32.dstate == 16) c32.dstate = 32;
     check_config<T, 8, 32, 128, 2, 2, 1, 32, false>(c32);
+    check_config<T, 8, 32, 128, 2, 4, 1, 32, false>(c32);
     check_config<T, 8, 32, 128, 2, 1, 1, 32>(c32);
   }
   for (const ScanCase& c : pipeline_conv_cases(t)) {
     check_config<T, 4, 32, 128, 3, 2, 1>(c);  // ScanFusedConvConfig: 16-bit B and C, element work first
+    check_config<T, 4, 32, 128, 3, 4, 1>(c);  // the same, loads copied asynchronously
     check_config<T, 4, 32, 128, 3, 1, 1>(c);
     check_config<T, 4, 32, 128, 3, 1, 1, 16, false>(c);
     check_config<T, 4, 32, 128, 2, 1, 1>(c);
@@ -629,6 +635,8 @@ TEST_CASE("selective scan: pipelined main loop, sanitizer size", "[gpu][scan][sa
   c.seed = 4242;
   check_config<__nv_bfloat16, 4, 32, 128, 3, 1, 1>(c);
   check_config<__nv_bfloat16, 4, 32, 128, 3, 1, 1, 16, false>(c);
+  check_config<__nv_bfloat16, 4, 32, 128, 3, 3, 1>(c);
+  check_config<__nv_bfloat16, 4, 32, 128, 3, 4, 1>(c);
   check_config<__nv_bfloat16, 4, 16, 64, 3, 1, 2>(c);
   c.dim = 40;
   check_config<__nv_bfloat16, 4, 16, 64, 3, 1, 2>(c);
@@ -644,4 +652,5 @@ TEST_CASE("selective scan: pipelined main loop, sanitizer size", "[gpu][scan][sa
   c.conv_w = 4;
   check_config<__nv_bfloat16, 4, 32, 128, 3, 1, 1>(c);
   check_config<__nv_bfloat16, 4, 32, 128, 3, 1, 1, 16, false>(c);
+  check_config<__nv_bfloat16, 4, 32, 128, 3, 4, 1>(c);
 }

@@ -49,7 +49,9 @@ SSMKIT_NAMESPACE_BEGIN
 //!                           the epilogue of tile k - 1 are issued in the same instruction
 //!                           stream as the recurrence of tile k, with one barrier per tile
 //!                           (see kPipelined); 1 writes the recurrence first in that stream,
-//!                           2 the element work first (see kElementFirst)
+//!                           2 the element work first (see kElementFirst); 3 and 4 as 1 and
+//!                           2 with the loads copied to shared memory asynchronously (see
+//!                           kAsyncLoads)
 //! @tparam kChannelsPerThread_ channels whose states (the same states of each) one thread
 //!                           holds: the B and C values it reads from shared memory serve
 //!                           all of them, so shared-memory traffic per state and step falls
@@ -93,7 +95,15 @@ struct SelectiveScanTraits {
   //! and the loads of tile k + 2 come before the recurrence of tile k in the source, so that
   //! the conversion reads registers loaded a whole iteration earlier. The order only guides
   //! ptxas's schedule; which is faster depends on the registers left (bench/NOTES.md).
-  static constexpr bool kElementFirst = kPipelined && kPipeline_ == 2;
+  static constexpr bool kElementFirst = kPipelined && (kPipeline_ == 2 || kPipeline_ == 4);
+  //! Pipelined loop (kPipeline_ == 3: recurrence first, 4: element work first): the loads of
+  //! tile k + 2 copy u, delta and B/C to shared memory asynchronously (cp.async on sm_80 and
+  //! newer), each thread into its own slots, and the conversion of that tile reads them back
+  //! after waiting for its own copies. The loads then hold no registers across the recurrence,
+  //! and ptxas cannot move their first use closer to them than the wait.
+  static constexpr bool kAsyncLoads = kPipelined && kPipeline_ >= 3;
+  //! 16-byte slots per thread of the asynchronous loads: u, delta, then B/C.
+  static constexpr int kRawSlots = kAsyncLoads ? 2 * kVecsPerThread + kBCVecsPerThread : 0;
   //! Shared-memory stages (two for the pipelined loop).
   static constexpr int kStages = kPipelined ? 2 : 1;
   //! Floats between the partial-sum rows of one channel's lanes. The pipelined loop with four
@@ -136,6 +146,7 @@ struct SelectiveScanTraits {
   struct TempStorage {
     Stage stage[kStages];                     //!< Tile inputs (two tiles when pipelined).
     float y[kStages][kChannels * kYChannel];  //!< Partial sums of C*h per channel, lane and step.
+    uint4 raw[kAsyncLoads ? kRawSlots * kThreads : 1];  //!< Asynchronous loads' slots (kAsyncLoads).
   };
 
   //! Number of blocks for @p p when the sequence is cut into @p splits ranges.
@@ -178,6 +189,35 @@ SSMKIT_DEVICE uint4 ldg_prefetch(const uint4* p) {
 // Loads one 16-byte vector of kV elements starting at src, of which `valid` are inside the
 // sequence (the rest read as zero). 16-byte access when `vec` and the vector is whole; with
 // kFull the caller guarantees both.
+// Copies 16 bytes from global to shared memory without registers (cp.async, with the L2
+// prefetch size of SSMKIT_SCAN_L2_PREFETCH; a plain copy before sm_80). Complete for the
+// calling thread after cp_async_commit() and cp_async_wait_all().
+SSMKIT_DEVICE void cp_async16(uint4* dst, const uint4* src) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+#if SSMKIT_SCAN_L2_PREFETCH == 64 || SSMKIT_SCAN_L2_PREFETCH == 128 || SSMKIT_SCAN_L2_PREFETCH == 256
+  asm volatile("cp.async.cg.shared.global.L2::" SSMKIT_DETAIL_STR(SSMKIT_SCAN_L2_PREFETCH) "B [%0], [%1], 16;"
+               :: "r"(s), "l"(src) : "memory");
+#else
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" :: "r"(s), "l"(src) : "memory");
+#endif
+#else
+  *dst = __ldg(src);
+#endif
+}
+// Closes the group of the calling thread's cp_async16 copies issued since the last one.
+SSMKIT_DEVICE void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+// Waits until the calling thread's committed copies are complete and visible to it.
+SSMKIT_DEVICE void cp_async_wait_all() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group 0;" ::: "memory");
+#endif
+}
+
 template <bool kFull, typename T>
 SSMKIT_DEVICE uint4 load_raw(const T* __restrict__ src, int valid, bool vec) {
   constexpr int kV = kVecElems<T>;
@@ -697,6 +737,40 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
         for (int i = 0; i < kCU; ++i) cu_conv[j][i] = cu_old[j][i] = cu_new[j][i] = 0.f;
       const bool sp_on = p.delta_softplus;
       auto tile_at = [&](int64_t j) { return t_begin + j * kL; };
+      // Loads of the whole tile at offset `off` from the range start: into registers, or with
+      // Traits::kAsyncLoads into the thread's own shared-memory slots (cf. load_tile).
+      auto fetch = [&](int64_t off) {
+        if constexpr (Traits::kAsyncLoads) {
+          uint4* slot = &smem.raw[tid];
+#pragma unroll
+          for (int j = 0; j < kVPT; ++j) {
+            detail::cp_async16(slot + j * Traits::kThreads, reinterpret_cast<const uint4*>(u_ptr[j] + off));
+            detail::cp_async16(slot + (kVPT + j) * Traits::kThreads, reinterpret_cast<const uint4*>(dl_ptr[j] + off));
+          }
+#pragma unroll
+          for (int j = 0; j < kBCV; ++j)
+            if (has_w[j]) detail::cp_async16(slot + (2 * kVPT + j) * Traits::kThreads, reinterpret_cast<const uint4*>(bc_ptr[j] + off));
+          detail::cp_async_commit();
+        } else {
+          load_tile(off, kL, std::true_type{});
+        }
+      };
+      // With Traits::kAsyncLoads: waits for the thread's copies and reads them into the
+      // registers the conversion reads.
+      auto land = [&]() {
+        if constexpr (Traits::kAsyncLoads) {
+          detail::cp_async_wait_all();
+          const uint4* slot = &smem.raw[tid];
+#pragma unroll
+          for (int j = 0; j < kVPT; ++j) {
+            raw_u[j] = slot[j * Traits::kThreads];
+            raw_dl[j] = slot[(kVPT + j) * Traits::kThreads];
+          }
+#pragma unroll
+          for (int j = 0; j < kBCV; ++j)
+            if (has_w[j]) raw_bc[j] = slot[(2 * kVPT + j) * Traits::kThreads];
+        }
+      };
       // Converts the registers of the whole tile at t_tile into stage s (cf. commit_tile). With
       // the fused conv, u is the conv's output: stored to p.conv.out where asked for, and kept
       // in cu_new for the epilogue.
@@ -802,10 +876,11 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
         if constexpr (!Traits::kElementFirst) recurrence(std::true_type{}, s, std::bool_constant<Traits::kPackedBC>{});
         if constexpr ((kParts & 1) != 0) epilogue(tile_at(j - 1), s ^ 1, std::false_type{});
         if constexpr ((kParts & 2) != 0) {
+          land();
           commit(s ^ 1, tile_at(j + 1));
           keep_u();
         }
-        if constexpr ((kParts & 4) != 0) load_tile((j + 2) * kL, kL, std::true_type{});
+        if constexpr ((kParts & 4) != 0) fetch((j + 2) * kL);
         if constexpr (kZ) {
 #pragma unroll
           for (int i = 0; i < kVPT; ++i)
@@ -813,10 +888,11 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
         }
         if constexpr (Traits::kElementFirst) recurrence(std::true_type{}, s, std::bool_constant<Traits::kPackedBC>{});
       };
-      load_tile(0, kL, std::true_type{});
+      fetch(0);
+      land();
       commit(0, t_begin);
       keep_u();
-      load_tile(kL, kL, std::true_type{});
+      fetch(kL);
       iteration(0, std::integral_constant<int, 6>{});
       for (int64_t j = 1; j + 2 < n_full; ++j) iteration(j, std::integral_constant<int, 7>{});
       iteration(n_full - 2, std::integral_constant<int, 3>{});
