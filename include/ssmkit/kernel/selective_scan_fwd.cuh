@@ -100,7 +100,8 @@ struct SelectiveScanTraits {
   //! tile k + 2 copy u, delta and B/C to shared memory asynchronously (cp.async on sm_80 and
   //! newer), each thread into its own slots, and the conversion of that tile reads them back
   //! after waiting for its own copies. The loads then hold no registers across the recurrence,
-  //! and ptxas cannot move their first use closer to them than the wait.
+  //! and ptxas cannot move their first use closer to them than the wait. z, which has no slot,
+  //! is loaded into registers a tile earlier than with 1 and 2.
   static constexpr bool kAsyncLoads = kPipelined && kPipeline_ >= 3;
   //! 16-byte slots per thread of the asynchronous loads: u, delta, then B/C.
   static constexpr int kRawSlots = kAsyncLoads ? 2 * kVecsPerThread + kBCVecsPerThread : 0;
@@ -726,9 +727,15 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
       // raw z of the last tile; with the fused conv, the conv's outputs (in float) instead of
       // the raw u. Moving the newer into the older slot after each conversion costs a few
       // register moves, where slots chosen by tile parity took a select per register.
-      uint4 ru_old[kVPT], ru_new[kVPT], rz[kVPT];
+      // With Traits::kAsyncLoads, z is loaded a tile ahead into rz_next.
+      uint4 ru_old[kVPT], ru_new[kVPT], rz[kVPT], rz_next[kVPT];
 #pragma unroll
-      for (int j = 0; j < kVPT; ++j) ru_old[j] = ru_new[j] = rz[j] = make_uint4(0, 0, 0, 0);
+      for (int j = 0; j < kVPT; ++j) ru_old[j] = ru_new[j] = rz[j] = rz_next[j] = make_uint4(0, 0, 0, 0);
+      auto load_z = [&](int64_t t_tile, uint4(&dst)[kVPT]) {
+#pragma unroll
+        for (int i = 0; i < kVPT; ++i)
+          dst[i] = detail::ldg_prefetch(reinterpret_cast<const uint4*>(z_ptr[i] + (t_tile - t_begin)));
+      };
       constexpr int kCU = kConv ? kV : 1;
       float cu_conv[kVPT][kCU], cu_old[kVPT][kCU], cu_new[kVPT][kCU];
 #pragma unroll
@@ -881,14 +888,19 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
           keep_u();
         }
         if constexpr ((kParts & 4) != 0) fetch((j + 2) * kL);
-        if constexpr (kZ) {
+        if constexpr (kZ && Traits::kAsyncLoads) {
+          // z of tile j, loaded during iteration j - 1, for the epilogue of iteration j + 1;
+          // z of tile j + 1 for the next iteration.
 #pragma unroll
-          for (int i = 0; i < kVPT; ++i)
-            rz[i] = detail::ldg_prefetch(reinterpret_cast<const uint4*>(z_ptr[i] + (tile_at(j) - t_begin)));
+          for (int i = 0; i < kVPT; ++i) rz[i] = rz_next[i];
+          if constexpr ((kParts & 2) != 0) load_z(tile_at(j + 1), rz_next);
+        } else if constexpr (kZ) {
+          load_z(tile_at(j), rz);
         }
         if constexpr (Traits::kElementFirst) recurrence(std::true_type{}, s, std::bool_constant<Traits::kPackedBC>{});
       };
       fetch(0);
+      if constexpr (kZ && Traits::kAsyncLoads) load_z(t_begin, rz_next);
       land();
       commit(0, t_begin);
       keep_u();
