@@ -187,9 +187,6 @@ SSMKIT_DEVICE uint4 ldg_prefetch(const uint4* p) {
   return r;
 }
 
-// Loads one 16-byte vector of kV elements starting at src, of which `valid` are inside the
-// sequence (the rest read as zero). 16-byte access when `vec` and the vector is whole; with
-// kFull the caller guarantees both.
 // Copies 16 bytes from global to shared memory without registers (cp.async, with the L2
 // prefetch size of SSMKIT_SCAN_L2_PREFETCH; a plain copy before sm_80). Complete for the
 // calling thread after cp_async_commit() and cp_async_wait_all().
@@ -219,6 +216,9 @@ SSMKIT_DEVICE void cp_async_wait_all() {
 #endif
 }
 
+// Loads one 16-byte vector of kV elements starting at src, of which `valid` are inside the
+// sequence (the rest read as zero). 16-byte access when `vec` and the vector is whole; with
+// kFull the caller guarantees both.
 template <bool kFull, typename T>
 SSMKIT_DEVICE uint4 load_raw(const T* __restrict__ src, int valid, bool vec) {
   constexpr int kV = kVecElems<T>;
@@ -745,7 +745,9 @@ SSMKIT_DEVICE void selective_scan_fwd_body(const SelectiveScanParams p, const Sc
       const bool sp_on = p.delta_softplus;
       auto tile_at = [&](int64_t j) { return t_begin + j * kL; };
       // Loads of the whole tile at offset `off` from the range start: into registers, or with
-      // Traits::kAsyncLoads into the thread's own shared-memory slots (cf. load_tile).
+      // Traits::kAsyncLoads into the thread's own shared-memory slots (cf. load_tile). Called
+      // after land() and commit() of the previous tile, whose stores consume what land() read
+      // from the same slots, so no barrier is needed: no other thread touches them.
       auto fetch = [&](int64_t off) {
         if constexpr (Traits::kAsyncLoads) {
           uint4* slot = &smem.raw[tid];
