@@ -240,9 +240,33 @@ TEST_CASE("the launch-shape rule and the default configurations", "[host][dispat
   CHECK(ssmkit::ScanSm90Config<__half, 32>::kPipeline == 2);
   CHECK(ssmkit::ScanFusedConvConfig<float, 16>::kPipeline == ssmkit::ScanOneWaveConfig<float, 16, 3>::kPipeline);
   // The order of the loop body: element work first only where asked for and pipelined.
+  using PackedBf16Pipe1 = ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 3, 1, 1, true>;
   CHECK(ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 3, 2, 1, true>::kElementFirst);
   CHECK_FALSE(ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 3, 1, 1, true>::kElementFirst);
   CHECK_FALSE(ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 0, 0, 1, true>::kElementFirst);
+  // kPipeline 3 and 4: the orders of 1 and 2 with the loads copied to shared memory, one
+  // 16-byte slot per thread for each vector of u, delta and B/C; the slots still leave room
+  // for the blocks per SM the registers are sized for on sm_90 (228 KB of shared memory per
+  // SM, 1 KB of it reserved per block).
+  using Async3 = ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 3, 3, 1, true>;
+  using Async4 = ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 3, 4, 1, true>;
+  CHECK(Async3::kAsyncLoads);
+  CHECK_FALSE(Async3::kElementFirst);
+  CHECK(Async4::kAsyncLoads);
+  CHECK(Async4::kElementFirst);
+  CHECK_FALSE(PackedBf16Pipe1::kAsyncLoads);
+  CHECK_FALSE((ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 3, 2, 1, true>::kAsyncLoads));
+  CHECK_FALSE((ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 0, 0, 1, true>::kAsyncLoads));
+  CHECK(Async3::kRawSlots == 3);
+  CHECK(sizeof(Async4::TempStorage) == sizeof(PackedBf16Pipe1::TempStorage) + 3 * 128 * 16 - 16);
+  constexpr size_t kSm90SmemPerSM = 228 * 1024, kReservedPerBlock = 1024;
+  CHECK(3 * (sizeof(Async3::TempStorage) + kReservedPerBlock) <= kSm90SmemPerSM);
+  CHECK(3 * (sizeof(Async4::TempStorage) + kReservedPerBlock) <= kSm90SmemPerSM);
+  using Async2 = ssmkit::SelectiveScanTraits<__half, 16, 4, 32, 128, 2, 4, 1, false>;
+  CHECK(2 * (sizeof(Async2::TempStorage) + kReservedPerBlock) <= kSm90SmemPerSM);
+  using Async32 = ssmkit::SelectiveScanTraits<__half, 32, 8, 32, 128, 2, 4, 1, false>;
+  CHECK(Async32::kRawSlots == 4);
+  CHECK(2 * (sizeof(Async32::TempStorage) + kReservedPerBlock) <= kSm90SmemPerSM);
   CHECK(ssmkit::ScanFusedConvConfig<__half, 16>::kMinBlocks == 3);
   CHECK_FALSE(ssmkit::ScanFusedConvConfig<float, 16>::kDistinct);
   CHECK_FALSE(ssmkit::ScanFusedConvConfig<__nv_bfloat16, 32>::kDistinct);
