@@ -242,7 +242,7 @@ TEST_CASE("the launch-shape rule and the default configurations", "[host][dispat
   // The order of the loop body: element work first only where asked for and pipelined.
   using PackedBf16Pipe1 = ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 3, 1, 1, true>;
   CHECK(ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 3, 2, 1, true>::kElementFirst);
-  CHECK_FALSE(ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 3, 1, 1, true>::kElementFirst);
+  CHECK_FALSE(PackedBf16Pipe1::kElementFirst);
   CHECK_FALSE(ssmkit::SelectiveScanTraits<__nv_bfloat16, 16, 4, 32, 128, 0, 0, 1, true>::kElementFirst);
   // kPipeline 3 and 4: the orders of 1 and 2 with the loads copied to shared memory, one
   // 16-byte slot per thread for each vector of u, delta and B/C; the slots still leave room
